@@ -1,0 +1,11 @@
+DROP TABLE sessions;
+DROP TABLE idempotency_keys;
+DROP TABLE receipts;
+DROP TABLE sources;
+DROP TABLE delivery_attempts;
+DROP TABLE deliveries;
+DROP TABLE endpoints;
+DROP TABLE events;
+DROP TABLE event_types;
+DROP TABLE api_keys;
+DROP TABLE organizations;

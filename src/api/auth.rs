@@ -1,0 +1,150 @@
+//! Who is calling: an organisation's API key (`Authorization: Bearer …`) or the admin
+//! token from the configuration. Resolving a key also spends one unit of its
+//! organisation's rate limit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+
+use crate::api::rate_limit::RateStatus;
+use crate::error::ApiError;
+use crate::ids::sha256_hex;
+use crate::state::AppState;
+use crate::store::api_keys::{self, KeyOwner};
+
+/// A resolved key stays cached this long: keys are looked up on every request.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+const KEY_CACHE_MAX: usize = 10_000;
+
+/// An authenticated organisation.
+#[derive(Debug, Clone)]
+pub struct OrgAuth {
+    pub org_id: String,
+    pub key_id: String,
+}
+
+/// The admin token was presented.
+pub struct AdminAuth;
+
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<String, (KeyOwner, Instant)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &str) -> Option<KeyOwner> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(hash).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(o, _)| o.clone())
+    }
+
+    fn put(&self, hash: String, owner: KeyOwner) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(hash, (owner, Instant::now()));
+    }
+}
+
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Finds the organisation behind an API key, from the cache or the store.
+pub async fn resolve_key(state: &AppState, key: &str) -> Result<Option<KeyOwner>, ApiError> {
+    let hash = sha256_hex(key.as_bytes());
+    if let Some(owner) = state.keys.get(&hash) {
+        return Ok(Some(owner));
+    }
+    let lookup = hash.clone();
+    let owner = state.db.run(move |conn| api_keys::find_owner(conn, &lookup)).await?;
+    if let Some(o) = &owner {
+        state.keys.put(hash, o.clone());
+    }
+    Ok(owner)
+}
+
+/// Authenticates the request once; later calls on the same request reuse the answer.
+pub async fn authenticate(req: &HttpRequest) -> Result<OrgAuth, ApiError> {
+    if let Some(auth) = req.extensions().get::<OrgAuth>() {
+        return Ok(auth.clone());
+    }
+    let state = app_state(req)?;
+    let token = bearer_token(req)
+        .ok_or_else(|| ApiError::unauthorized("Missing API key (Authorization: Bearer <key>)"))?;
+    let owner =
+        resolve_key(&state, &token).await?.ok_or_else(|| ApiError::unauthorized("Invalid API key"))?;
+    let status = state.limiter.check(&owner.org_id, owner.rate_limit_per_minute.max(1) as u32);
+    req.extensions_mut().insert(status);
+    if !status.allowed {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::rate_limited(status.retry_after_secs));
+    }
+    let auth = OrgAuth { org_id: owner.org_id, key_id: owner.key_id };
+    req.extensions_mut().insert(auth.clone());
+    Ok(auth)
+}
+
+pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("application state missing"))
+}
+
+impl FromRequest for OrgAuth {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await })
+    }
+}
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(check_admin(req))
+    }
+}
+
+fn check_admin(req: &HttpRequest) -> Result<AdminAuth, ApiError> {
+    let state = app_state(req)?;
+    let Some(expected) = state.settings.admin_token.as_ref() else {
+        return Err(ApiError::unauthorized("Admin routes are disabled: admin_token is not configured"));
+    };
+    let given = bearer_token(req).ok_or_else(|| ApiError::unauthorized("Missing admin token"))?;
+    if constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
+        Ok(AdminAuth)
+    } else {
+        Err(ApiError::unauthorized("Invalid admin token"))
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a token matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::Digest;
+    // Hashing first makes the comparison length-independent too.
+    let (ha, hb) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The headers a rate-limited answer carries.
+pub fn rate_limit_headers(status: &RateStatus) -> [(&'static str, String); 3] {
+    [
+        ("ratelimit-limit", status.limit.to_string()),
+        ("ratelimit-remaining", status.remaining.to_string()),
+        ("ratelimit-reset", status.reset_secs.to_string()),
+    ]
+}

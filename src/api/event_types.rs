@@ -1,0 +1,113 @@
+//! Event types: names publishers use, optionally with a JSON Schema for their `data`.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+
+use crate::api::auth::OrgAuth;
+use crate::api::json::Json;
+use crate::api::pagination::{PageRequest, page};
+use crate::error::ApiError;
+use crate::ids::{new_id, now_ms};
+use crate::state::AppState;
+use crate::store::event_types::{self, EventType};
+use crate::timefmt::rfc3339;
+
+pub const MAX_TYPE_LEN: usize = 128;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventType {
+    name: String,
+    description: Option<String>,
+    schema: Option<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+pub struct EventTypeView {
+    id: String,
+    name: String,
+    description: Option<String>,
+    schema: Option<serde_json::Value>,
+    created_at: String,
+}
+
+impl From<EventType> for EventTypeView {
+    fn from(t: EventType) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            description: t.description,
+            schema: t.json_schema.and_then(|s| serde_json::from_str(&s).ok()),
+            created_at: rfc3339(t.created_at),
+        }
+    }
+}
+
+/// Event type names: dotted segments of letters, digits, `_` and `-`. Nothing that could
+/// break a header or an SSE field (no spaces, CR, LF or colons).
+pub fn validate_type_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TYPE_LEN {
+        return Err(format!("must be 1 to {MAX_TYPE_LEN} characters"));
+    }
+    let ok_segment =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !name.split('.').all(ok_segment) {
+        return Err(
+            "must be dot-separated segments of letters, digits, '_' or '-' (like payment.completed)".into()
+        );
+    }
+    Ok(())
+}
+
+pub async fn create(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    body: Json<CreateEventType>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    validate_type_name(&body.name).map_err(|m| ApiError::invalid_field(&["name"], m))?;
+    if let Some(schema) = &body.schema {
+        if !schema.is_object() && !schema.is_boolean() {
+            return Err(ApiError::invalid_field(&["schema"], "must be a JSON Schema object"));
+        }
+    }
+    let row = EventType {
+        id: new_id("et"),
+        org_id: auth.org_id,
+        name: body.name,
+        description: body.description,
+        json_schema: body.schema.map(|s| s.to_string()),
+        created_at: now_ms(),
+    };
+    let view = EventTypeView::from(row.clone());
+    state.db.run(move |conn| event_types::insert(conn, &row)).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+pub async fn list(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let req = PageRequest::from_query(&query)?;
+    let (after, fetch) = (req.after.clone(), req.fetch());
+    let rows =
+        state.db.run(move |conn| event_types::list(conn, &auth.org_id, after.as_deref(), fetch)).await?;
+    Ok(HttpResponse::Ok().json(page(rows, &req, |t| t.id.clone(), EventTypeView::from)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate_type_name;
+
+    #[test]
+    fn type_names() {
+        assert!(validate_type_name("payment.completed").is_ok());
+        assert!(validate_type_name("a_b-c.D9").is_ok());
+        for bad in ["", "a..b", ".a", "a b", "a\nb", "a:b", "order.*"] {
+            assert!(validate_type_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! `Idempotency-Key` on any POST: the first request with a key runs and its answer is
+//! stored; a repeat within 24 h gets that answer back with `Idempotent-Replayed: true` and
+//! creates nothing; the same key with another body is `409 CONFLICT`. Keys belong to the
+//! organisation of the API key that sent them.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
+
+use crate::api::auth::{app_state, authenticate};
+use crate::api::json::read_body;
+use crate::error::ApiError;
+use crate::ids::{now_ms, sha256_hex};
+use crate::store::idempotency::{self, Claim};
+
+const MAX_KEY_LEN: usize = 255;
+
+pub async fn guard<B: MessageBody + 'static>(
+    mut req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let key = match req.headers().get("idempotency-key") {
+        Some(v) if req.method() == Method::POST => v.to_str().unwrap_or("").to_string(),
+        _ => return next.call(req).await.map(|r| r.map_into_boxed_body()),
+    };
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        let err = ApiError::invalid_field(
+            &["Idempotency-Key"],
+            format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        );
+        return Ok(req.error_response(err));
+    }
+    // Unauthenticated requests go through and fail in their own extractor.
+    let Ok(auth) = authenticate(req.request()).await else {
+        return next.call(req).await.map(|r| r.map_into_boxed_body());
+    };
+    let state = app_state(req.request())?;
+    let limit = state.settings.limits.max_body_bytes;
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    let body = match read_body(req.take_payload(), limit, declared).await {
+        Ok(b) => b,
+        Err(e) => return Ok(req.error_response(e)),
+    };
+    let fingerprint = {
+        let mut material = format!("{} {}?{}\n", req.method(), req.path(), req.query_string()).into_bytes();
+        material.extend_from_slice(&body);
+        sha256_hex(&material)
+    };
+    let (org, k, fp) = (auth.org_id.clone(), key.clone(), fingerprint.clone());
+    let claim = state.db.run(move |conn| idempotency::claim(conn, &org, &k, &fp, now_ms())).await;
+    match claim {
+        Err(e) => return Ok(req.error_response(e)),
+        Ok(Claim::Existing(rec)) => {
+            let response = if rec.request_hash != fingerprint {
+                ApiError::conflict("Idempotency-Key was already used with a different request")
+                    .error_response()
+            } else if let (Some(status), Some(body)) = (rec.status_code, rec.response_body) {
+                let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+                HttpResponse::build(status)
+                    .insert_header((header::CONTENT_TYPE, "application/json"))
+                    .insert_header(("idempotent-replayed", "true"))
+                    .body(body)
+            } else {
+                ApiError::conflict("A request with this Idempotency-Key is still in progress")
+                    .error_response()
+            };
+            return Ok(req.into_response(response));
+        }
+        Ok(Claim::Claimed) => {}
+    }
+
+    req.set_payload(bytes_payload(body));
+    let res = next.call(req).await;
+    let (org, k) = (auth.org_id, key);
+    let res = match res {
+        Ok(r) => r.map_into_boxed_body(),
+        Err(e) => {
+            let _ = state.db.run(move |conn| idempotency::release(conn, &org, &k)).await;
+            return Err(e);
+        }
+    };
+    let status = res.status();
+    let (http_req, response) = res.into_parts();
+    let (head, body) = response.into_parts();
+    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+    let stored = String::from_utf8_lossy(&bytes).to_string();
+    let outcome = if status.is_server_error() {
+        state.db.run(move |conn| idempotency::release(conn, &org, &k)).await
+    } else {
+        state.db.run(move |conn| idempotency::complete(conn, &org, &k, status.as_u16(), &stored)).await
+    };
+    if let Err(e) = outcome {
+        log::warn!("could not record the idempotency key's answer: {e}");
+    }
+    let mut rebuilt = head.set_body(BoxBody::new(bytes));
+    rebuilt
+        .headers_mut()
+        .insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("false"));
+    Ok(ServiceResponse::new(http_req, rebuilt))
+}
+
+fn bytes_payload(body: actix_web::web::Bytes) -> actix_web::dev::Payload {
+    let (_, mut payload) = actix_http::h1::Payload::create(true);
+    payload.unread_data(body);
+    actix_web::dev::Payload::from(payload)
+}

@@ -1,0 +1,84 @@
+//! HTTP routes. `ROUTES` is the one list of every route: the app registers it and
+//! `/openapi.json` describes it, so the description cannot drift from what is served.
+
+pub mod admin;
+pub mod auth;
+pub mod event_types;
+pub mod health;
+pub mod idempotency;
+pub mod json;
+pub mod middleware;
+pub mod openapi;
+pub mod pagination;
+pub mod rate_limit;
+
+use actix_web::http::Method;
+use actix_web::{HttpResponse, Route, web};
+
+use crate::error::ApiError;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    ApiKey,
+    Admin,
+}
+
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    pub success: u16,
+    pub route: fn() -> Route,
+}
+
+macro_rules! route {
+    ($method:ident $path:literal => $handler:path, $success:literal, $access:ident, $summary:literal) => {
+        RouteSpec {
+            method: stringify!($method),
+            path: $path,
+            summary: $summary,
+            access: Access::$access,
+            success: $success,
+            route: || web::method(Method::$method).to($handler),
+        }
+    };
+}
+
+pub const ROUTES: &[RouteSpec] = &[
+    route!(GET "/healthz" => health::healthz, 200, Public, "Liveness"),
+    route!(GET "/readyz" => health::readyz, 200, Public, "Readiness: database reachable"),
+    route!(GET "/metrics" => health::metrics, 200, Public, "Prometheus metrics"),
+    route!(GET "/openapi.json" => openapi::serve, 200, Public, "This OpenAPI description"),
+    route!(POST "/v1/orgs" => admin::create_org, 201, Admin, "Create an organisation"),
+    route!(POST "/v1/orgs/{org_id}/api-keys" => admin::create_api_key, 201, Admin, "Create an API key (shown only here)"),
+    route!(POST "/v1/event-types" => event_types::create, 201, ApiKey, "Register an event type"),
+    route!(GET "/v1/event-types" => event_types::list, 200, ApiKey, "List event types"),
+];
+
+/// Registers every route, one resource per path, each answering 405 to other methods.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for spec in ROUTES {
+        if !paths.contains(&spec.path) {
+            paths.push(spec.path);
+        }
+    }
+    for path in paths {
+        let mut resource = web::resource(path);
+        for spec in ROUTES.iter().filter(|s| s.path == path) {
+            resource = resource.route((spec.route)());
+        }
+        cfg.service(resource.default_service(web::to(method_not_allowed)));
+    }
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("Route"))
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed())
+}

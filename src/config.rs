@@ -1,0 +1,227 @@
+//! Layered settings: the compiled-in `config/default.toml` < `config/default.toml` in the
+//! working directory < `config/$HERALD_ENV.toml` < `HERALD_*` environment variables
+//! (`__` between levels). Values are parsed and checked once here; past this point the
+//! rest of herald trusts them. A bad value stops start-up with a message naming it.
+
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Deserializer};
+
+use crate::delivery::retry::{parse_duration, parse_duration_list};
+use crate::delivery::ssrf::{Cidr, parse_cidr_list};
+
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// Environment files shipped with herald, used when the working directory has no config/.
+const BUILTIN_ENVS: &[(&str, &str)] = [
+    ("test", include_str!("../config/test.toml")),
+    ("production", include_str!("../config/production.toml")),
+]
+.as_slice();
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    pub limits: LimitSettings,
+    pub delivery: DeliverySettings,
+    pub security: SecuritySettings,
+    pub sse: SseSettings,
+    pub inbound: InboundSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// HTTP worker threads; unset means one per core.
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    pub max_body_bytes: usize,
+    pub rate_limit_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliverySettings {
+    #[serde(deserialize_with = "duration_list")]
+    pub retry_schedule: Vec<Duration>,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    pub max_in_flight: u32,
+    pub circuit_failure_threshold: u32,
+    #[serde(deserialize_with = "duration")]
+    pub circuit_open_for: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub disable_after: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub lease: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecuritySettings {
+    pub allow_insecure_urls: bool,
+    #[serde(deserialize_with = "cidr_list")]
+    pub allowed_networks: Vec<Cidr>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SseSettings {
+    #[serde(deserialize_with = "duration")]
+    pub keep_alive: Duration,
+    pub mailbox: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InboundSettings {
+    #[serde(deserialize_with = "duration")]
+    pub tolerance: Duration,
+}
+
+/// A secret setting: compared, never printed.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn duration_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration_list(&s).map_err(serde::de::Error::custom)
+}
+
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_cidr_list(&s).map_err(serde::de::Error::custom)
+}
+
+impl Settings {
+    /// Reads every layer, the environment included.
+    pub fn load() -> Result<Self, String> {
+        let env_name = std::env::var("HERALD_ENV").ok().filter(|s| !s.is_empty());
+        let mut builder = Self::file_layers(env_name.as_deref())?;
+        builder = builder.add_source(
+            Environment::with_prefix("HERALD").prefix_separator("_").separator("__").try_parsing(true),
+        );
+        // DESIGN section 8 spells the database variable with one underscore; accept both.
+        if std::env::var("HERALD_DATABASE__URL").is_err() {
+            if let Ok(url) = std::env::var("HERALD_DATABASE_URL") {
+                builder = builder.set_override("database.url", url).map_err(|e| e.to_string())?;
+            }
+        }
+        Self::finish(builder)
+    }
+
+    /// The file layers only, without the process environment: what tests start from.
+    pub fn for_env(env_name: Option<&str>) -> Result<Self, String> {
+        Self::finish(Self::file_layers(env_name)?)
+    }
+
+    fn file_layers(
+        env_name: Option<&str>,
+    ) -> Result<config::ConfigBuilder<config::builder::DefaultState>, String> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml))
+            .add_source(File::new("config/default", FileFormat::Toml).required(false));
+        if let Some(name) = env_name {
+            let path = format!("config/{name}.toml");
+            if std::path::Path::new(&path).exists() {
+                builder = builder.add_source(File::new(&path, FileFormat::Toml));
+            } else if let Some((_, text)) = BUILTIN_ENVS.iter().find(|(n, _)| *n == name) {
+                builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+            } else {
+                return Err(format!("HERALD_ENV={name}: no file {path}"));
+            }
+        }
+        Ok(builder)
+    }
+
+    fn finish(builder: config::ConfigBuilder<config::builder::DefaultState>) -> Result<Self, String> {
+        let settings: Settings =
+            builder.build().and_then(|c| c.try_deserialize()).map_err(|e| format!("invalid setting: {e}"))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("database.pool_size", self.database.pool_size as u64),
+            ("limits.max_body_bytes", self.limits.max_body_bytes as u64),
+            ("limits.rate_limit_per_minute", self.limits.rate_limit_per_minute as u64),
+            ("delivery.max_in_flight", self.delivery.max_in_flight as u64),
+            ("delivery.circuit_failure_threshold", self.delivery.circuit_failure_threshold as u64),
+            ("sse.mailbox", self.sse.mailbox as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("invalid setting: {name} must be greater than 0"));
+            }
+        }
+        if self.delivery.timeout.is_zero() {
+            return Err("invalid setting: delivery.timeout must be greater than 0".into());
+        }
+        if let Some(token) = &self.admin_token {
+            if token.expose().len() < 8 {
+                return Err("invalid setting: admin_token must be at least 8 characters".into());
+            }
+        }
+        crate::store::DatabaseUrl::parse(&self.database.url)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let s = Settings::for_env(None).unwrap();
+        assert_eq!(s.server.port, 8080);
+        assert_eq!(s.delivery.retry_schedule.len(), 7);
+        assert_eq!(s.delivery.retry_schedule[1], Duration::from_secs(300));
+        assert!(s.admin_token.is_none());
+    }
+
+    #[test]
+    fn test_env_overrides_defaults() {
+        let s = Settings::for_env(Some("test")).unwrap();
+        assert_eq!(s.server.port, 0);
+        assert_eq!(s.delivery.retry_schedule[0], Duration::from_millis(10));
+        assert!(s.security.allow_insecure_urls);
+    }
+
+    #[test]
+    fn unknown_env_is_an_error() {
+        assert!(Settings::for_env(Some("nope")).unwrap_err().contains("HERALD_ENV"));
+    }
+}

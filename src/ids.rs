@@ -1,0 +1,67 @@
+//! Prefixed, time-sortable ids (`evt_` + a ULID) and the random tokens behind API keys.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).expect("the operating system's random source failed");
+    buf
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32, so ids sort by
+/// creation time (cursor pagination relies on it).
+pub fn ulid_at(ms: i64) -> String {
+    let rand = random::<10>();
+    let mut value: u128 = (ms as u128 & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, b) in rand.iter().enumerate() {
+        value |= (*b as u128) << (72 - 8 * i);
+    }
+    let mut out = [0u8; 26];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let shift = 125 - 5 * i as u32;
+        *slot = CROCKFORD[((value >> shift) & 0x1F) as usize];
+    }
+    String::from_utf8(out.to_vec()).expect("ascii")
+}
+
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid_at(now_ms()))
+}
+
+/// Hex SHA-256: how API keys and session tokens are stored (they are random, so a fast
+/// hash is enough; the plain value is never kept).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+pub fn url_safe_token(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ulids_sort_by_time_and_have_26_chars() {
+        let a = ulid_at(1_000);
+        let b = ulid_at(2_000);
+        assert_eq!(a.len(), 26);
+        assert!(a < b);
+        assert!(new_id("evt").starts_with("evt_"));
+    }
+
+    #[test]
+    fn ulid_encodes_the_timestamp_in_the_first_ten_chars() {
+        assert!(ulid_at(0).starts_with("0000000000"));
+        assert!(ulid_at(0xFFFF_FFFF_FFFF).starts_with("7ZZZZZZZZZ"));
+    }
+}

@@ -1,0 +1,16 @@
+//! herald: an actor-model event broker. `startup::Application` builds the whole server;
+//! `main.rs` and the integration tests both start it from here.
+
+pub mod api;
+pub mod config;
+pub mod delivery;
+pub mod error;
+pub mod ids;
+pub mod metrics;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod timefmt;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -1,0 +1,128 @@
+//! Builds the application: store, migrations, first-start bootstrap, HTTP server. Binds its
+//! own listener so a test can start the real server on port 0 and learn the port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::api;
+use crate::api::admin::issue_key;
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::ids::{new_id, now_ms};
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::store::orgs::{self, Org};
+use crate::store::{Db, DbConn};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// The key printed on first start, when this start created the `default` organisation.
+    pub bootstrap_key: Option<String>,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, String> {
+        install_crypto_provider();
+        let settings = Arc::new(settings);
+        let db = open_database(&settings).await?;
+        let bootstrap_key = {
+            let (db, limit) = (db.clone(), settings.limits.rate_limit_per_minute);
+            web::block(move || -> Result<Option<String>, String> {
+                let mut conn = db.get().map_err(|e| e.message)?;
+                bootstrap(&mut conn, limit).map_err(|e| e.message)
+            })
+            .await
+            .map_err(|e| e.to_string())??
+        };
+
+        let address = (settings.server.host.as_str(), settings.server.port);
+        let listener = TcpListener::bind(address).map_err(|e| {
+            format!("server.host/server.port: cannot listen on {}:{}: {e}", address.0, address.1)
+        })?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+
+        let state = web::Data::new(AppState {
+            db,
+            settings: settings.clone(),
+            keys: Default::default(),
+            limiter: Default::default(),
+            metrics: Arc::new(Metrics::default()),
+        });
+        let app_state = state.clone();
+        let max_body = settings.limits.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::PayloadConfig::new(max_body))
+                .wrap(from_fn(api::idempotency::guard))
+                .wrap(from_fn(api::middleware::outer))
+                .configure(api::configure)
+                .default_service(web::to(api::not_found))
+        })
+        .listen(listener)
+        .map_err(|e| e.to_string())?;
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers.max(1));
+        }
+        Ok(Self { port, server: server.run(), bootstrap_key, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM, or the handle).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+/// Connects and migrates, off the async thread.
+pub async fn open_database(settings: &Settings) -> Result<Db, String> {
+    let (url, size) = (settings.database.url.clone(), settings.database.pool_size);
+    web::block(move || {
+        let db = Db::connect(&url, size)?;
+        let applied = db.migrate()?;
+        for m in applied {
+            log::info!("applied migration {m}");
+        }
+        Ok::<_, String>(db)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// On first start with an empty database, creates organisation `default` and one key.
+fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiError> {
+    if orgs::count(conn)? > 0 {
+        return Ok(None);
+    }
+    let org = Org {
+        id: new_id("org"),
+        name: "default".into(),
+        rate_limit_per_minute: rate_limit as i32,
+        created_at: now_ms(),
+    };
+    match orgs::insert(conn, &org) {
+        Ok(()) => {}
+        // Another node starting at the same moment won the race.
+        Err(e) if e.code == "CONFLICT" => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    Ok(Some(issue_key(conn, &org.id)?.key))
+}
+
+/// awc's TLS needs a process-wide crypto provider chosen explicitly.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,17 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use crate::api::auth::KeyCache;
+use crate::api::rate_limit::RateLimiter;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::Db;
+
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub keys: KeyCache,
+    pub limiter: RateLimiter,
+    pub metrics: Arc<Metrics>,
+}

@@ -1,0 +1,40 @@
+//! Times are unix milliseconds inside herald and RFC 3339 UTC strings in JSON.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = ms as i128 * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+pub fn rfc3339_opt(ms: Option<i64>) -> Option<String> {
+    ms.map(rfc3339)
+}
+
+/// Accepts an RFC 3339 time or a plain date (`2026-11-23`, meaning its midnight UTC).
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(s, format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let s = rfc3339(1_700_000_000_123);
+        assert_eq!(s, "2023-11-14T22:13:20.123Z");
+        assert_eq!(parse_time(&s), Some(1_700_000_000_123));
+        assert_eq!(parse_time("2023-11-14"), Some(1_699_920_000_000));
+        assert_eq!(parse_time("yesterday"), None);
+    }
+}
