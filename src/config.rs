@@ -133,10 +133,10 @@ impl Settings {
             Environment::with_prefix("HERALD").prefix_separator("_").separator("__").try_parsing(true),
         );
         // DESIGN section 8 spells the database variable with one underscore; accept both.
-        if std::env::var("HERALD_DATABASE__URL").is_err() {
-            if let Ok(url) = std::env::var("HERALD_DATABASE_URL") {
-                builder = builder.set_override("database.url", url).map_err(|e| e.to_string())?;
-            }
+        if std::env::var("HERALD_DATABASE__URL").is_err()
+            && let Ok(url) = std::env::var("HERALD_DATABASE_URL")
+        {
+            builder = builder.set_override("database.url", url).map_err(|e| e.to_string())?;
         }
         Self::finish(builder)
     }
@@ -189,10 +189,10 @@ impl Settings {
         if self.delivery.timeout.is_zero() {
             return Err("invalid setting: delivery.timeout must be greater than 0".into());
         }
-        if let Some(token) = &self.admin_token {
-            if token.expose().len() < 8 {
-                return Err("invalid setting: admin_token must be at least 8 characters".into());
-            }
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 8
+        {
+            return Err("invalid setting: admin_token must be at least 8 characters".into());
         }
         crate::store::DatabaseUrl::parse(&self.database.url)?;
         Ok(())

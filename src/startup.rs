@@ -28,6 +28,14 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, String> {
+        Self::build_with(settings, |_| {}).await
+    }
+
+    /// As `build`, with extra routes (the tests add one that panics).
+    pub async fn build_with(
+        settings: Settings,
+        extra_routes: fn(&mut web::ServiceConfig),
+    ) -> Result<Self, String> {
         install_crypto_provider();
         let settings = Arc::new(settings);
         let db = open_database(&settings).await?;
@@ -63,6 +71,7 @@ impl Application {
                 .wrap(from_fn(api::idempotency::guard))
                 .wrap(from_fn(api::middleware::outer))
                 .configure(api::configure)
+                .configure(extra_routes)
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)

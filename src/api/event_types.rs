@@ -68,10 +68,11 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     validate_type_name(&body.name).map_err(|m| ApiError::invalid_field(&["name"], m))?;
-    if let Some(schema) = &body.schema {
-        if !schema.is_object() && !schema.is_boolean() {
-            return Err(ApiError::invalid_field(&["schema"], "must be a JSON Schema object"));
-        }
+    if let Some(schema) = &body.schema
+        && !schema.is_object()
+        && !schema.is_boolean()
+    {
+        return Err(ApiError::invalid_field(&["schema"], "must be a JSON Schema object"));
     }
     let row = EventType {
         id: new_id("et"),

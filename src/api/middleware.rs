@@ -123,10 +123,11 @@ fn normalize_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let (req, mut response) = res.into_parts();
     let mut fresh = err.error_response();
     for (name, value) in response.headers_mut().drain() {
-        if let Some(name) = name {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                fresh.headers_mut().insert(name, value);
-            }
+        if let Some(name) = name
+            && name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+        {
+            fresh.headers_mut().insert(name, value);
         }
     }
     ServiceResponse::new(req, fresh)

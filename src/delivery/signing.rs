@@ -145,7 +145,11 @@ fn fresh(value: &str, now: i64, tolerance_secs: i64, bad: &'static str) -> Resul
 
 /// Any of `keys` signing `parts` to any of `candidates`. An undecodable candidate is kept
 /// as an empty tag so it simply never matches while the others still can.
-fn matches(keys: &[Vec<u8>], parts: &[&[u8]], candidates: &[Vec<u8>]) -> Result<(), VerifyError> {
+fn any_signature_matches(
+    keys: &[Vec<u8>],
+    parts: &[&[u8]],
+    candidates: &[Vec<u8>],
+) -> Result<(), VerifyError> {
     for key in keys {
         let m = mac(key, parts);
         if candidates.iter().any(|c| m.clone().verify_slice(c).is_ok()) {
@@ -186,7 +190,7 @@ pub fn verify_stripe(
     if sigs.is_empty() {
         return Err(VerifyError::Malformed("Stripe-Signature has no v1 signature"));
     }
-    matches(&raw_keys(secrets), &[t.as_bytes(), b".", body], &sigs)
+    any_signature_matches(&raw_keys(secrets), &[t.as_bytes(), b".", body], &sigs)
 }
 
 /// `X-Hub-Signature-256: sha256=<hex>`. GitHub signs no timestamp, so nothing limits replays here.
@@ -196,7 +200,7 @@ pub fn verify_github(secrets: &[&str], header: Option<&str>, body: &[u8]) -> Res
         .strip_prefix("sha256=")
         .ok_or(VerifyError::Malformed("X-Hub-Signature-256 does not start with sha256="))?;
     let sig = hex::decode(hex_sig).map_err(|_| VerifyError::Malformed("X-Hub-Signature-256 is not hex"))?;
-    matches(&raw_keys(secrets), &[body], &[sig])
+    any_signature_matches(&raw_keys(secrets), &[body], &[sig])
 }
 
 /// Standard Webhooks: space-separated `v1,<base64>` entries; other versions are ignored.
@@ -222,7 +226,7 @@ pub fn verify_standard_webhooks(
         return Err(VerifyError::Malformed("webhook-signature has no v1 signature"));
     }
     let keys: Vec<Vec<u8>> = secrets.iter().map(|s| secret_key_bytes(s)).collect();
-    matches(&keys, &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body], &sigs)
+    any_signature_matches(&keys, &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body], &sigs)
 }
 
 /// herald's own `hmac-sha256` scheme. The id is required because inbound deduplication
@@ -248,7 +252,7 @@ pub fn verify_hmac_sha256(
     if sigs.is_empty() {
         return Err(VerifyError::Malformed("X-Webhook-Signature has no sha256= signature"));
     }
-    matches(&raw_keys(secrets), &[timestamp.as_bytes(), b".", body], &sigs)
+    any_signature_matches(&raw_keys(secrets), &[timestamp.as_bytes(), b".", body], &sigs)
 }
 
 #[cfg(test)]

@@ -129,13 +129,12 @@ pub struct Db {
 impl Db {
     pub fn connect(url: &str, pool_size: u32) -> Result<Self, String> {
         let url = DatabaseUrl::parse(url)?;
-        if url.backend == Backend::Sqlite {
-            if let Some(dir) = std::path::Path::new(&url.target).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("database.url: cannot create {}: {e}", dir.display()))?;
-                }
-            }
+        if url.backend == Backend::Sqlite
+            && let Some(dir) = std::path::Path::new(&url.target).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("database.url: cannot create {}: {e}", dir.display()))?;
         }
         let backend = url.backend;
         let pool = r2d2::Pool::builder()

@@ -1,0 +1,253 @@
+use std::sync::Once;
+use std::time::Duration;
+
+use awc::http::StatusCode;
+use awc::http::header::HeaderMap;
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+use herald::{Application, Settings};
+use serde_json::Value;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once per backend: `both_backends!(name, |app| async move { ... });`
+/// The PostgreSQL variant is skipped, loudly, without `TEST_DATABASE_URL` (and fails in CI).
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[actix_web::test]
+            async fn sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await.unwrap();
+                ($body)(app).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                let Some(app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else {
+                    return;
+                };
+                ($body)(app).await;
+            }
+        }
+    };
+}
+
+pub struct TestApp {
+    pub address: String,
+    /// The key the first start printed for organisation `default`.
+    pub default_key: String,
+    pub client: awc::Client,
+    handle: actix_web::dev::ServerHandle,
+    _tempdir: Option<tempfile::TempDir>,
+    pg_database: Option<(String, String)>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn init_logging() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = env_logger::builder().is_test(true).try_init();
+        }
+    });
+}
+
+/// Settings every test starts from: `config/test.toml` over the defaults.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::for_env(Some("test")).expect("test settings");
+    settings.server.workers = Some(1);
+    settings.database.pool_size = 4;
+    settings
+}
+
+/// Where PostgreSQL tests make their databases; None (and a loud skip) when unset.
+pub fn pg_admin_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("TEST_DATABASE_URL must be set in CI: the PostgreSQL tests may not be skipped");
+            }
+            eprintln!("SKIPPED (PostgreSQL): TEST_DATABASE_URL is not set");
+            None
+        }
+    }
+}
+
+pub struct FreshDatabase {
+    pub url: String,
+    tempdir: Option<tempfile::TempDir>,
+    /// (admin URL, database name) of a PostgreSQL database to drop afterwards.
+    pg_database: Option<(String, String)>,
+}
+
+/// A fresh, empty database for one test: SQLite in a temp dir, or a new PostgreSQL database.
+pub fn fresh_database(backend: Backend) -> Option<FreshDatabase> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let url = dir.path().join("herald.db").to_string_lossy().to_string();
+            Some(FreshDatabase { url, tempdir: Some(dir), pg_database: None })
+        }
+        Backend::Postgres => {
+            let admin = pg_admin_url()?;
+            let name = format!("herald_t_{}", herald::ids::ulid_at(herald::ids::now_ms()).to_lowercase());
+            let mut conn = diesel::PgConnection::establish(&admin).expect("connect to TEST_DATABASE_URL");
+            conn.batch_execute(&format!("CREATE DATABASE {name}")).expect("create test database");
+            let url = replace_database(&admin, &name);
+            Some(FreshDatabase { url, tempdir: None, pg_database: Some((admin, name)) })
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let slash = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host_part = match slash {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    format!("{host_part}/{name}{query}")
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
+    init_logging();
+    let FreshDatabase { url, tempdir, pg_database } = fresh_database(backend)?;
+    let mut settings = test_settings();
+    settings.database.url = url;
+    adjust(&mut settings);
+    let app = Application::build_with(settings, test_routes).await.expect("application starts");
+    let port = app.port();
+    let default_key = app.bootstrap_key.clone().expect("a fresh database prints a key");
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        default_key,
+        client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
+        handle,
+        _tempdir: tempdir,
+        pg_database,
+    })
+}
+
+/// Routes only the tests have: a handler that panics.
+fn test_routes(cfg: &mut actix_web::web::ServiceConfig) {
+    cfg.route(
+        "/test/panic",
+        actix_web::web::get().to(|| async {
+            if std::hint::black_box(true) {
+                panic!("deliberate test panic");
+            }
+            actix_web::HttpResponse::Ok().finish()
+        }),
+    );
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent when called; nothing here needs to wait for it.
+        drop(self.handle.stop(false));
+        if let Some((admin, name)) = self.pg_database.take()
+            && let Ok(mut conn) = diesel::PgConnection::establish(&admin)
+        {
+            let _ = conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn request(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Reply {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.insert_header(("Authorization", format!("Bearer {k}")));
+        }
+        let res = match body {
+            Some(b) => req.insert_header(("Content-Type", "application/json")).send_body(b.to_string()).await,
+            None => req.send().await,
+        };
+        read_reply(res.expect("request reaches herald")).await
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.request("GET", path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.request("POST", path, Some(key), Some(&body)).await
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> Reply {
+        self.request("POST", path, Some(ADMIN_TOKEN), Some(&body)).await
+    }
+
+    /// A new organisation and a key for it.
+    pub async fn new_org(&self, name: &str, rate_limit_per_minute: u32) -> (String, String) {
+        let org = self
+            .admin_post(
+                "/v1/orgs",
+                serde_json::json!({"name": name, "rate_limit_per_minute": rate_limit_per_minute}),
+            )
+            .await;
+        assert_eq!(org.status, 201, "{}", org.text);
+        let org_id = org.body["id"].as_str().unwrap().to_string();
+        let key = self.admin_post(&format!("/v1/orgs/{org_id}/api-keys"), Value::Null).await;
+        assert_eq!(key.status, 201, "{}", key.text);
+        (org_id, key.body["key"].as_str().unwrap().to_string())
+    }
+}
+
+pub async fn read_reply<S>(mut res: awc::ClientResponse<S>) -> Reply
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.body().limit(64 * 1024 * 1024).await.expect("body");
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body, text }
+}
+
+/// Asserts the error JSON of DESIGN section 4.
+pub fn assert_error(reply: &Reply, status: u16, code: &str) {
+    assert_eq!(reply.status.as_u16(), status, "body: {}", reply.text);
+    assert_eq!(reply.body["code"], code, "body: {}", reply.text);
+    assert!(reply.body["message"].is_string(), "body: {}", reply.text);
+    assert!(reply.header("x-request-id").is_some(), "every answer carries X-Request-Id");
+}

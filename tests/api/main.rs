@@ -1,0 +1,7 @@
+//! Integration tests: the real server on port 0, real HTTP, real SQLite files and a real
+//! PostgreSQL (`TEST_DATABASE_URL`). Every test runs on both backends.
+
+mod helpers;
+
+mod cli;
+mod foundation;
