@@ -1,8 +1,10 @@
 //! Prefixed, time-sortable ids (`evt_` + a ULID) and the random tokens behind API keys.
 
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+const RANDOM_MAX: u128 = (1 << 80) - 1;
 
 pub fn random<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -15,13 +17,27 @@ pub fn now_ms() -> i64 {
 }
 
 /// A ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32, so ids sort by
-/// creation time (cursor pagination relies on it).
+/// creation time (cursor pagination relies on it). Within one millisecond the random part
+/// is incremented instead of redrawn, so ids made by this process always increase.
 pub fn ulid_at(ms: i64) -> String {
-    let rand = random::<10>();
-    let mut value: u128 = (ms as u128 & 0xFFFF_FFFF_FFFF) << 80;
-    for (i, b) in rand.iter().enumerate() {
-        value |= (*b as u128) << (72 - 8 * i);
-    }
+    static LAST: Mutex<(i64, u128)> = Mutex::new((i64::MIN, 0));
+    let random_part = {
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        let next = if ms <= last.0 && last.1 < RANDOM_MAX {
+            last.1 + 1
+        } else {
+            let bytes = random::<10>();
+            bytes.iter().fold(0u128, |acc, b| (acc << 8) | *b as u128)
+        };
+        if ms >= last.0 {
+            *last = (ms, next);
+        } else {
+            last.1 = next;
+        }
+        next
+    };
+    let ms = if ms < 0 { 0 } else { ms };
+    let value: u128 = ((ms as u128 & 0xFFFF_FFFF_FFFF) << 80) | random_part;
     let mut out = [0u8; 26];
     for (i, slot) in out.iter_mut().enumerate() {
         let shift = 125 - 5 * i as u32;
@@ -57,6 +73,12 @@ mod tests {
         assert_eq!(a.len(), 26);
         assert!(a < b);
         assert!(new_id("evt").starts_with("evt_"));
+    }
+
+    #[test]
+    fn ids_made_in_one_millisecond_still_increase() {
+        let ids: Vec<String> = (0..1000).map(|_| ulid_at(5_000)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
