@@ -1,11 +1,13 @@
 //! herald: an actor-model event broker. `startup::Application` builds the whole server;
 //! `main.rs` and the integration tests both start it from here.
 
+pub mod actors;
 pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod ids;
+pub mod json_schema;
 pub mod metrics;
 pub mod startup;
 pub mod state;

@@ -1,7 +1,10 @@
-//! Prometheus text-format counters. Plain atomics: cheap on the hot path, read on scrape.
+//! Prometheus text-format metrics. Plain atomics: cheap on the hot path, read on scrape.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Attempt latency histogram bounds, in milliseconds.
+const LATENCY_BUCKETS_MS: [i64; 12] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -9,6 +12,20 @@ pub struct Metrics {
     pub http_4xx: AtomicU64,
     pub http_5xx: AtomicU64,
     pub rate_limited: AtomicU64,
+    pub events_published: AtomicU64,
+    pub deliveries_succeeded: AtomicU64,
+    pub deliveries_failed: AtomicU64,
+    pub deliveries_dead: AtomicU64,
+    pub attempts_retried: AtomicU64,
+    pub open_circuits: AtomicI64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
+    latency_count: AtomicU64,
+    latency_sum_ms: AtomicU64,
+}
+
+/// Values read from the store at scrape time.
+pub struct Gauges {
+    pub pending_deliveries: i64,
 }
 
 impl Metrics {
@@ -21,21 +38,84 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn render(&self, out: &mut String) {
-        let _ = writeln!(out, "# HELP herald_http_responses_total HTTP answers by status class.");
-        let _ = writeln!(out, "# TYPE herald_http_responses_total counter");
-        for (class, c) in [("2xx", &self.http_2xx), ("4xx", &self.http_4xx), ("5xx", &self.http_5xx)] {
-            let _ = writeln!(
-                out,
-                "herald_http_responses_total{{class=\"{class}\"}} {}",
-                c.load(Ordering::Relaxed)
+    pub fn observe_attempt(&self, ms: i64) {
+        if let Some(i) = LATENCY_BUCKETS_MS.iter().position(|b| ms <= *b) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_ms.fetch_add(ms.max(0) as u64, Ordering::Relaxed);
+    }
+
+    pub fn render(&self, gauges: Option<&Gauges>, out: &mut String) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        family(
+            "herald_http_responses_total",
+            "counter",
+            "HTTP answers by status class.",
+            &[
+                ("{class=\"2xx\"}", get(&self.http_2xx).to_string()),
+                ("{class=\"4xx\"}", get(&self.http_4xx).to_string()),
+                ("{class=\"5xx\"}", get(&self.http_5xx).to_string()),
+            ],
+        );
+        family(
+            "herald_rate_limited_total",
+            "counter",
+            "Requests refused by an organisation's rate limit.",
+            &[("", get(&self.rate_limited).to_string())],
+        );
+        family(
+            "herald_events_published_total",
+            "counter",
+            "Events stored by this node.",
+            &[("", get(&self.events_published).to_string())],
+        );
+        family(
+            "herald_deliveries_total",
+            "counter",
+            "Deliveries that reached a final outcome on this node.",
+            &[
+                ("{outcome=\"succeeded\"}", get(&self.deliveries_succeeded).to_string()),
+                ("{outcome=\"failed\"}", get(&self.deliveries_failed).to_string()),
+                ("{outcome=\"dead\"}", get(&self.deliveries_dead).to_string()),
+            ],
+        );
+        family(
+            "herald_attempts_retried_total",
+            "counter",
+            "Attempts that failed and were scheduled again.",
+            &[("", get(&self.attempts_retried).to_string())],
+        );
+        family(
+            "herald_open_circuits",
+            "gauge",
+            "Endpoints whose circuit is open on this node.",
+            &[("", self.open_circuits.load(Ordering::Relaxed).max(0).to_string())],
+        );
+        if let Some(g) = gauges {
+            family(
+                "herald_pending_deliveries",
+                "gauge",
+                "Deliveries waiting for their first or next attempt (queue depth).",
+                &[("", g.pending_deliveries.to_string())],
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP herald_rate_limited_total Requests refused by an organisation's rate limit."
-        );
-        let _ = writeln!(out, "# TYPE herald_rate_limited_total counter");
-        let _ = writeln!(out, "herald_rate_limited_total {}", self.rate_limited.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP herald_attempt_duration_ms Delivery attempt latency.");
+        let _ = writeln!(out, "# TYPE herald_attempt_duration_ms histogram");
+        let mut cumulative = 0;
+        for (bound, count) in LATENCY_BUCKETS_MS.iter().zip(&self.latency_buckets) {
+            cumulative += get(count);
+            let _ = writeln!(out, "herald_attempt_duration_ms_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let _ =
+            writeln!(out, "herald_attempt_duration_ms_bucket{{le=\"+Inf\"}} {}", get(&self.latency_count));
+        let _ = writeln!(out, "herald_attempt_duration_ms_sum {}", get(&self.latency_sum_ms));
+        let _ = writeln!(out, "herald_attempt_duration_ms_count {}", get(&self.latency_count));
     }
 }

@@ -8,6 +8,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::Engine;
 use crate::api;
 use crate::api::admin::issue_key;
 use crate::config::Settings;
@@ -55,12 +56,15 @@ impl Application {
         })?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
 
+        let metrics = Arc::new(Metrics::default());
+        let engine = Engine::start(db.clone(), settings.clone(), metrics.clone());
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
             keys: Default::default(),
             limiter: Default::default(),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            engine,
         });
         let app_state = state.clone();
         let max_body = settings.limits.max_body_bytes;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::actors::Engine;
 use crate::api::auth::KeyCache;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::Settings;
@@ -14,4 +15,5 @@ pub struct AppState {
     pub keys: KeyCache,
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
+    pub engine: Engine,
 }

@@ -20,8 +20,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         })
         .await
         .is_ok();
+    let open_circuits = state.metrics.open_circuits.load(std::sync::atomic::Ordering::Relaxed).max(0);
     if db_ok {
-        HttpResponse::Ok().json(json!({"status": "ready", "checks": {"database": "ok"}, "backend": backend}))
+        HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "checks": {"database": "ok", "actors": "ok"},
+            "open_circuits": open_circuits,
+            "backend": backend,
+        }))
     } else {
         HttpResponse::ServiceUnavailable().insert_header(("retry-after", "1")).json(json!({
             "code": "UNAVAILABLE",
@@ -34,7 +40,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let pending = state.db.run(crate::store::deliveries::count_pending).await.ok();
+    let gauges = pending.map(|pending_deliveries| crate::metrics::Gauges { pending_deliveries });
     let mut out = String::with_capacity(4096);
-    state.metrics.render(&mut out);
+    state.metrics.render(gauges.as_ref(), &mut out);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -3,7 +3,10 @@
 
 pub mod admin;
 pub mod auth;
+pub mod deliveries;
+pub mod endpoints;
 pub mod event_types;
+pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod json;
@@ -56,6 +59,22 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(POST "/v1/orgs/{org_id}/api-keys" => admin::create_api_key, 201, Admin, "Create an API key (shown only here)"),
     route!(POST "/v1/event-types" => event_types::create, 201, ApiKey, "Register an event type"),
     route!(GET "/v1/event-types" => event_types::list, 200, ApiKey, "List event types"),
+    route!(POST "/v1/endpoints" => endpoints::create, 201, ApiKey, "Subscribe an endpoint"),
+    route!(GET "/v1/endpoints" => endpoints::list, 200, ApiKey, "List endpoints (?status=)"),
+    route!(GET "/v1/endpoints/{id}" => endpoints::get, 200, ApiKey, "One endpoint, with its circuit and delivery counts"),
+    route!(PATCH "/v1/endpoints/{id}" => endpoints::update, 200, ApiKey, "Change an endpoint"),
+    route!(DELETE "/v1/endpoints/{id}" => endpoints::delete, 204, ApiKey, "Unsubscribe; its pending deliveries stop"),
+    route!(POST "/v1/endpoints/{id}/rotate-secret" => endpoints::rotate_secret, 200, ApiKey, "New secret; the old one signs beside it for 24 h"),
+    route!(POST "/v1/endpoints/{id}/test" => endpoints::send_test, 202, ApiKey, "Send a webhook.test event to this endpoint"),
+    route!(POST "/v1/endpoints/{id}/replay" => endpoints::replay, 202, ApiKey, "Re-deliver {since, until?, status?}"),
+    route!(GET "/v1/endpoints/{id}/deliveries" => endpoints::deliveries, 200, ApiKey, "An endpoint's delivery log (?status=)"),
+    route!(POST "/v1/events" => events::publish, 202, ApiKey, "Publish an event (?wait=true answers after the first attempts)"),
+    route!(GET "/v1/events" => events::list, 200, ApiKey, "List events (?type=&from=&to=)"),
+    route!(GET "/v1/events/{id}" => events::get, 200, ApiKey, "One event with the status of each delivery"),
+    route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),
+    route!(POST "/v1/deliveries/{id}/retry" => deliveries::retry, 202, ApiKey, "Try a delivery again now"),
+    route!(GET "/v1/dead-letters" => deliveries::dead_letters, 200, ApiKey, "Deliveries that exhausted their retries (?endpoint_id=)"),
+    route!(POST "/v1/dead-letters/replay" => deliveries::replay_dead_letters, 202, ApiKey, "Re-queue dead letters {ids?, endpoint_id?}"),
 ];
 
 /// Registers every route, one resource per path, each answering 405 to other methods.

@@ -1,5 +1,9 @@
-//! Pure delivery logic: signatures, retry policy, circuit breaker and SSRF guard.
+//! Delivery rules: signing, retries, the circuit breaker, the SSRF guard, the envelope and
+//! one HTTP attempt. Pure logic apart from `sender`; the actors put them to work.
+
 pub mod circuit;
+pub mod envelope;
 pub mod retry;
+pub mod sender;
 pub mod signing;
 pub mod ssrf;

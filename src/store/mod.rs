@@ -2,8 +2,29 @@
 //! picks the backend from the URL, embedded migrations, and `Db::run`, which moves every
 //! query off the actix worker threads.
 
+/// Inserts many rows: one multi-row statement on PostgreSQL; row by row on SQLite, whose
+/// diesel batch insert opens a transaction of its own (and herald is already in one).
+macro_rules! insert_all {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match $conn {
+            $crate::store::DbConn::Pg(c) => diesel::insert_into($table).values($rows).execute(c),
+            $crate::store::DbConn::Sqlite(c) => {
+                let mut n = 0;
+                for row in $rows.iter() {
+                    n += diesel::insert_into($table).values(row).execute(c)?;
+                }
+                Ok(n)
+            }
+        }
+    };
+}
+pub(crate) use insert_all;
+
 pub mod api_keys;
+pub mod deliveries;
+pub mod endpoints;
 pub mod event_types;
+pub mod events;
 pub mod idempotency;
 pub mod orgs;
 pub mod schema;
@@ -29,6 +50,8 @@ pub enum DbConn {
     Pg(PgConnection),
     Sqlite(SqliteConnection),
 }
+
+pub type DbBackend = <DbConn as diesel::Connection>::Backend;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -196,4 +219,29 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, String> {
 /// True when the error is a unique-constraint violation, on either backend.
 pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+}
+
+/// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so
+/// concurrent writers queue on the busy timeout instead of failing when a read turns into
+/// a write. Not re-entrant.
+pub fn write_txn<T>(
+    conn: &mut DbConn,
+    f: impl FnOnce(&mut DbConn) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match conn {
+        DbConn::Sqlite(_) => {
+            conn.batch_execute("BEGIN IMMEDIATE")?;
+            match f(conn) {
+                Ok(v) => {
+                    conn.batch_execute("COMMIT")?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = conn.batch_execute("ROLLBACK");
+                    Err(e)
+                }
+            }
+        }
+        DbConn::Pg(_) => conn.transaction(f),
+    }
 }

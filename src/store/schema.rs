@@ -79,6 +79,7 @@ diesel::table! {
         endpoint_id -> Text,
         status -> Text,
         attempt_count -> Integer,
+        retry_base -> Integer,
         next_attempt_at -> Nullable<BigInt>,
         last_status_code -> Nullable<Integer>,
         last_error -> Nullable<Text>,

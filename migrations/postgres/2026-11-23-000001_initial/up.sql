@@ -70,6 +70,8 @@ CREATE TABLE deliveries (
     endpoint_id TEXT NOT NULL REFERENCES endpoints (id),
     status TEXT NOT NULL,
     attempt_count INTEGER NOT NULL DEFAULT 0,
+    -- attempt_count when the delivery was last replayed: the retry schedule restarts there.
+    retry_base INTEGER NOT NULL DEFAULT 0,
     next_attempt_at BIGINT,
     last_status_code INTEGER,
     last_error TEXT,

@@ -1,0 +1,353 @@
+//! One actor per endpoint: its queue, its in-flight and per-second limits, its circuit
+//! breaker. A slow or dead endpoint only ever fills its own queue. Work it cannot send now
+//! (circuit open, probe out) goes back to the store with a due time instead of being held.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use super::messages::{AttemptSummary, Record, WakeAt};
+use super::writer::ResultWriter;
+use super::{DeliveryContext, EndpointSnapshot, Job};
+use crate::delivery::circuit::{Admission, CircuitBreaker, CircuitState};
+use crate::delivery::retry::{AttemptOutcome, classify, jitter, parse_retry_after};
+use crate::delivery::sender::{SendOutcome, send};
+use crate::delivery::signing::signature_headers;
+use crate::ids::now_ms;
+use crate::store::deliveries::{self, AttemptRow, DeliveryUpdate, NextState};
+use crate::store::endpoints::CircuitUpdate;
+
+/// Beyond this many queued deliveries, new ones go back to the store for later.
+const MAX_QUEUE: usize = 50_000;
+const OVERFLOW_DELAY_MS: i64 = 5_000;
+/// Headers an endpoint's own `headers` may not replace.
+const RESERVED_HEADERS: &[&str] = &["content-type", "user-agent", "content-length", "host"];
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Enqueue {
+    pub endpoint: Arc<EndpointSnapshot>,
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Configure(pub Arc<EndpointSnapshot>);
+
+/// The endpoint is gone: drop the queue, give back leases, finish what is in flight.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+pub struct EndpointActor {
+    ctx: Arc<DeliveryContext>,
+    client: awc::Client,
+    cfg: Arc<EndpointSnapshot>,
+    writer: Addr<ResultWriter>,
+    scheduler: Recipient<WakeAt>,
+    breaker: CircuitBreaker,
+    queue: VecDeque<Job>,
+    /// Ids queued or in flight, so a delivery handed over twice is attempted once.
+    held: HashSet<String>,
+    in_flight: usize,
+    tokens: f64,
+    tokens_at: Instant,
+    pump_timer: Option<SpawnHandle>,
+    retired: bool,
+}
+
+impl EndpointActor {
+    pub fn new(
+        ctx: Arc<DeliveryContext>,
+        client: awc::Client,
+        cfg: Arc<EndpointSnapshot>,
+        writer: Addr<ResultWriter>,
+        scheduler: Recipient<WakeAt>,
+    ) -> Self {
+        let mut breaker = CircuitBreaker::new(&ctx.circuit);
+        breaker.consecutive_failures = cfg.consecutive_failures;
+        if cfg.circuit_state != "closed" {
+            breaker.state = CircuitState::Open;
+            breaker.open_until = Some(cfg.circuit_open_until.unwrap_or(0));
+        }
+        Self {
+            tokens: cfg.rate_limit_per_second.unwrap_or(0) as f64,
+            ctx,
+            client,
+            cfg,
+            writer,
+            scheduler,
+            breaker,
+            queue: VecDeque::new(),
+            held: HashSet::new(),
+            in_flight: 0,
+            tokens_at: Instant::now(),
+            pump_timer: None,
+            retired: false,
+        }
+    }
+
+    pub fn release_leases(ctx: &Arc<DeliveryContext>, endpoint_id: &str) {
+        let (db, owner, id) = (ctx.db.clone(), ctx.node_id.clone(), endpoint_id.to_string());
+        actix::spawn(async move {
+            if let Err(e) = db.run(move |conn| deliveries::release_endpoint(conn, &owner, &id)).await {
+                log::warn!("could not release leases: {}", e.message);
+            }
+        });
+    }
+
+    /// Sends as much of the queue as the limits and the circuit allow.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while !self.queue.is_empty() && self.in_flight < self.cfg.max_in_flight && !self.retired {
+            if let Some(wait) = self.rate_wait() {
+                if self.pump_timer.is_none() {
+                    self.pump_timer = Some(ctx.run_later(wait, |act, ctx| {
+                        act.pump_timer = None;
+                        act.pump(ctx);
+                    }));
+                }
+                return;
+            }
+            let now = now_ms();
+            match self.breaker.admit(now, &self.ctx.circuit) {
+                Admission::Allow => {}
+                Admission::Probe => {
+                    log::info!("endpoint {}: circuit half-open, sending a probe", self.cfg.id)
+                }
+                Admission::Wait { until } => {
+                    self.release_queue(until);
+                    return;
+                }
+            }
+            if self.cfg.rate_limit_per_second.is_some() {
+                self.tokens -= 1.0;
+            }
+            let job = self.queue.pop_front().expect("queue is not empty");
+            self.start_attempt(job, ctx);
+        }
+    }
+
+    /// Time to wait for the per-second rate limit, if any.
+    fn rate_wait(&mut self) -> Option<Duration> {
+        let rps = self.cfg.rate_limit_per_second? as f64;
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.tokens_at).as_secs_f64() * rps).min(rps);
+        self.tokens_at = now;
+        (self.tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - self.tokens) / rps))
+    }
+
+    /// Everything queued goes back to the store, due at `until` (not counted as attempts).
+    fn release_queue(&mut self, until: i64) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let updates: Vec<DeliveryUpdate> = self
+            .queue
+            .drain(..)
+            .map(|job| {
+                self.held.remove(&job.delivery_id);
+                DeliveryUpdate {
+                    delivery_id: job.delivery_id,
+                    attempt: None,
+                    next: NextState::Release(until),
+                }
+            })
+            .collect();
+        self.writer.do_send(Record { updates, circuit: None });
+        self.scheduler.do_send(WakeAt(until));
+    }
+
+    fn start_attempt(&mut self, job: Job, ctx: &mut Context<Self>) {
+        self.in_flight += 1;
+        let started_at = now_ms();
+        let secrets: Vec<&str> = self.cfg.secrets.iter().map(String::as_str).collect();
+        let mut headers: Vec<(String, String)> =
+            signature_headers(self.cfg.scheme, &job.event_id, started_at / 1000, &job.body, &secrets)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+        for (name, value) in &self.cfg.headers {
+            let lower = name.to_ascii_lowercase();
+            if !RESERVED_HEADERS.contains(&lower.as_str())
+                && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name))
+            {
+                headers.push((name.clone(), value.clone()));
+            }
+        }
+        let (client, policy, url) = (self.client.clone(), self.ctx.policy.clone(), self.cfg.url.clone());
+        let (body, timeout) = (job.body.clone(), self.ctx.settings.delivery.timeout);
+        let attempt = async move { send(&client, &policy, &url, &headers, body, timeout).await };
+        ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
+            act.finish_attempt(job, started_at, outcome);
+            act.pump(ctx);
+        }));
+    }
+
+    fn finish_attempt(&mut self, job: Job, started_at: i64, outcome: SendOutcome) {
+        self.in_flight -= 1;
+        self.held.remove(&job.delivery_id);
+        let now = now_ms();
+        let attempt = job.attempt_count + 1;
+        let before = self.breaker.state(now);
+        let class = if outcome.refused { AttemptOutcome::Failed } else { classify(outcome.status) };
+        let (next, summary_status) = match class {
+            AttemptOutcome::Succeeded => {
+                self.breaker.on_success();
+                (NextState::Succeeded, "succeeded")
+            }
+            AttemptOutcome::Failed => {
+                self.breaker.on_non_retriable();
+                (NextState::Failed, "failed")
+            }
+            AttemptOutcome::Retriable => {
+                self.breaker.on_retriable_failure(now, &self.ctx.circuit);
+                let retry_after =
+                    outcome.retry_after.as_deref().and_then(|v| parse_retry_after(v, now / 1000));
+                let made = (attempt - job.retry_base).max(1) as u32;
+                match self.ctx.retry.next_delay(made, retry_after, jitter()) {
+                    Some(delay) => (NextState::Retry(now + delay.as_millis() as i64), "pending"),
+                    None => (NextState::Dead, "dead"),
+                }
+            }
+        };
+        self.count_outcome(&next, outcome.duration_ms);
+        let after = self.breaker.state(now);
+        if before != after {
+            self.circuit_changed(before, after);
+        }
+        if let NextState::Retry(at) = next {
+            self.scheduler.do_send(WakeAt(at));
+        }
+        self.ctx.waiters.notify(
+            &job.delivery_id,
+            AttemptSummary {
+                status: summary_status,
+                attempt_count: attempt,
+                status_code: outcome.status,
+                error: outcome.error.clone(),
+            },
+        );
+        let row = AttemptRow {
+            id: 0,
+            delivery_id: job.delivery_id.clone(),
+            attempt,
+            started_at,
+            duration_ms: outcome.duration_ms,
+            status_code: outcome.status.map(i32::from),
+            response_body: outcome.response_body,
+            error: outcome.error,
+        };
+        let succeeded = matches!(next, NextState::Succeeded);
+        let failed = !succeeded;
+        let circuit = CircuitUpdate {
+            endpoint_id: self.cfg.id.clone(),
+            state: after.as_str(),
+            consecutive_failures: self.breaker.consecutive_failures as i32,
+            open_until: self.breaker.open_until.filter(|_| after != CircuitState::Closed),
+            succeeded_at: succeeded.then_some(now),
+            failed_at: failed.then_some(now),
+        };
+        self.writer.do_send(Record {
+            updates: vec![DeliveryUpdate { delivery_id: job.delivery_id, attempt: Some(row), next }],
+            circuit: Some(circuit),
+        });
+        if after == CircuitState::Open
+            && let Some(until) = self.breaker.open_until
+        {
+            self.release_queue(until);
+        }
+    }
+
+    fn circuit_changed(&self, before: CircuitState, after: CircuitState) {
+        let open = &self.ctx.metrics.open_circuits;
+        if after == CircuitState::Open && before != CircuitState::Open {
+            open.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "endpoint {}: circuit opened after {} consecutive failures, until {:?}",
+                self.cfg.id,
+                self.breaker.consecutive_failures,
+                self.breaker.open_until.map(crate::timefmt::rfc3339)
+            );
+        } else if before == CircuitState::Open && after != CircuitState::Open {
+            open.fetch_sub(1, Ordering::Relaxed);
+            log::info!("endpoint {}: circuit {}", self.cfg.id, after.as_str());
+        }
+    }
+
+    fn count_outcome(&self, next: &NextState, duration_ms: i64) {
+        let m = &self.ctx.metrics;
+        m.observe_attempt(duration_ms);
+        let counter = match next {
+            NextState::Succeeded => &m.deliveries_succeeded,
+            NextState::Failed => &m.deliveries_failed,
+            NextState::Dead => &m.deliveries_dead,
+            NextState::Retry(_) | NextState::Release(_) => &m.attempts_retried,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Actor for EndpointActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if self.breaker.state(now_ms()) == CircuitState::Open {
+            self.ctx.metrics.open_circuits.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Handler<Enqueue> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
+        if msg.endpoint.updated_at > self.cfg.updated_at {
+            self.cfg = msg.endpoint;
+        }
+        let mut overflow = Vec::new();
+        for job in msg.jobs {
+            if !self.held.insert(job.delivery_id.clone()) {
+                continue;
+            }
+            if self.queue.len() >= MAX_QUEUE {
+                self.held.remove(&job.delivery_id);
+                overflow.push(DeliveryUpdate {
+                    delivery_id: job.delivery_id,
+                    attempt: None,
+                    next: NextState::Release(now_ms() + OVERFLOW_DELAY_MS),
+                });
+            } else {
+                self.queue.push_back(job);
+            }
+        }
+        if !overflow.is_empty() {
+            self.writer.do_send(Record { updates: overflow, circuit: None });
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Configure> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
+        if msg.0.updated_at >= self.cfg.updated_at {
+            self.cfg = msg.0;
+            self.pump(ctx);
+        }
+    }
+}
+
+impl Handler<Retire> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, _: &mut Context<Self>) {
+        self.retired = true;
+        self.queue.clear();
+        self.held.clear();
+        Self::release_leases(&self.ctx, &self.cfg.id);
+    }
+}

@@ -1,0 +1,49 @@
+//! Messages that cross between the engine's actors.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::{EndpointSnapshot, Job};
+use crate::store::deliveries::DeliveryUpdate;
+use crate::store::endpoints::CircuitUpdate;
+
+/// Deliveries for one endpoint, to be attempted now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Dispatch {
+    pub endpoint: Arc<EndpointSnapshot>,
+    pub jobs: Vec<Job>,
+}
+
+/// An endpoint's settings changed (URL, secret, limits, filters).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndpointUpdated(pub Arc<EndpointSnapshot>);
+
+/// An endpoint was deleted or disabled: stop its actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndpointGone(pub String);
+
+/// Something becomes due at this unix-ms time: claim then.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct WakeAt(pub i64);
+
+/// Results to write, with the endpoint's circuit as it stands after them.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Record {
+    pub updates: Vec<DeliveryUpdate>,
+    pub circuit: Option<CircuitUpdate>,
+}
+
+/// The first attempt's outcome, for a publisher waiting on it.
+#[derive(Debug, Clone)]
+pub struct AttemptSummary {
+    pub status: &'static str,
+    pub attempt_count: i32,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+}

@@ -1,0 +1,279 @@
+//! The delivery engine's actors. `Registry` supervises one `EndpointActor` per endpoint;
+//! `Scheduler` claims due work from the store (retries, orphans of a crashed node);
+//! `ResultWriter` writes attempt results in batches. `Engine` is the handle the HTTP side
+//! holds: publish (store first, then hand the deliveries to the actors) and notify changes.
+
+pub mod endpoint;
+pub mod messages;
+pub mod registry;
+pub mod scheduler;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use actix::prelude::*;
+use actix_web::web::Bytes;
+
+use crate::config::Settings;
+use crate::delivery::circuit::CircuitConfig;
+use crate::delivery::envelope::envelope;
+use crate::delivery::retry::RetryPolicy;
+use crate::delivery::signing::SignatureScheme;
+use crate::delivery::ssrf::UrlPolicy;
+use crate::error::ApiError;
+use crate::ids::now_ms;
+use crate::metrics::Metrics;
+use crate::store::Db;
+use crate::store::deliveries::Delivery;
+use crate::store::endpoints::Endpoint;
+use crate::store::events::{self, Event, Lease, NewEvent, Published};
+use messages::{AttemptSummary, Dispatch, EndpointGone, EndpointUpdated};
+
+/// The longest an open circuit stays open after repeated failed probes.
+const MAX_CIRCUIT_OPEN_MS: i64 = 10 * 60 * 1000;
+
+/// What every engine actor shares.
+pub struct DeliveryContext {
+    pub db: Db,
+    pub node_id: String,
+    pub settings: Arc<Settings>,
+    pub policy: Arc<UrlPolicy>,
+    pub retry: RetryPolicy,
+    pub circuit: CircuitConfig,
+    pub metrics: Arc<Metrics>,
+    pub waiters: Waiters,
+}
+
+impl DeliveryContext {
+    pub fn lease(&self) -> Lease {
+        Lease {
+            owner: self.node_id.clone(),
+            expires_at: now_ms() + self.settings.delivery.lease.as_millis() as i64,
+        }
+    }
+}
+
+/// Publishers waiting (`?wait=true`) for the first attempt of their deliveries.
+#[derive(Default, Clone)]
+pub struct Waiters(Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<AttemptSummary>>>>);
+
+impl Waiters {
+    pub fn register(&self, delivery_id: &str) -> tokio::sync::oneshot::Receiver<AttemptSummary> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(delivery_id.to_string(), tx);
+        rx
+    }
+
+    pub fn notify(&self, delivery_id: &str, summary: AttemptSummary) {
+        let waiter = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(delivery_id);
+        if let Some(tx) = waiter {
+            let _ = tx.send(summary);
+        }
+    }
+
+    pub fn forget(&self, delivery_id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(delivery_id);
+    }
+}
+
+/// One delivery as the actors carry it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery_id: String,
+    pub event_id: String,
+    pub body: Bytes,
+    pub attempt_count: i32,
+    pub retry_base: i32,
+}
+
+impl Job {
+    pub fn new(delivery: &Delivery, event_id: &str, body: Bytes) -> Self {
+        Self {
+            delivery_id: delivery.id.clone(),
+            event_id: event_id.to_string(),
+            body,
+            attempt_count: delivery.attempt_count,
+            retry_base: delivery.retry_base,
+        }
+    }
+}
+
+/// What an endpoint actor needs to know about its endpoint, taken from its row.
+#[derive(Debug, Clone)]
+pub struct EndpointSnapshot {
+    pub id: String,
+    pub url: String,
+    pub active: bool,
+    /// The current secret first, then the previous one while its grace period lasts.
+    pub secrets: Vec<String>,
+    pub scheme: SignatureScheme,
+    pub headers: Vec<(String, String)>,
+    pub max_in_flight: usize,
+    pub rate_limit_per_second: Option<u32>,
+    pub updated_at: i64,
+    /// The circuit as last written, for an actor starting fresh.
+    pub circuit_state: String,
+    pub consecutive_failures: u32,
+    pub circuit_open_until: Option<i64>,
+}
+
+impl EndpointSnapshot {
+    pub fn from_row(ep: &Endpoint, default_max_in_flight: u32, now: i64) -> Self {
+        let mut secrets = vec![ep.secret.clone()];
+        if let (Some(prev), Some(until)) = (&ep.previous_secret, ep.previous_secret_expires_at)
+            && until > now
+        {
+            secrets.push(prev.clone());
+        }
+        let headers: HashMap<String, String> = serde_json::from_str(&ep.headers).unwrap_or_default();
+        Self {
+            id: ep.id.clone(),
+            url: ep.url.clone(),
+            active: ep.status == "active" && ep.deleted_at.is_none(),
+            secrets,
+            scheme: SignatureScheme::parse(&ep.signature_scheme).unwrap_or_default(),
+            headers: headers.into_iter().collect(),
+            max_in_flight: ep.max_in_flight.map(|n| n.max(1) as u32).unwrap_or(default_max_in_flight)
+                as usize,
+            rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
+            updated_at: ep.updated_at,
+            circuit_state: ep.circuit_state.clone(),
+            consecutive_failures: ep.consecutive_failures.max(0) as u32,
+            circuit_open_until: ep.circuit_open_until,
+        }
+    }
+}
+
+/// Groups loaded deliveries by endpoint into dispatch messages, one envelope per event.
+pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, default_max_in_flight: u32) -> Vec<Dispatch> {
+    let now = now_ms();
+    let mut bodies: HashMap<i64, Bytes> = HashMap::new();
+    let mut by_endpoint: HashMap<String, Dispatch> = HashMap::new();
+    for (delivery, event, endpoint) in rows {
+        let body = bodies.entry(event.seq).or_insert_with(|| envelope(&event)).clone();
+        let job = Job::new(&delivery, &event.id, body);
+        by_endpoint
+            .entry(endpoint.id.clone())
+            .or_insert_with(|| Dispatch {
+                endpoint: Arc::new(EndpointSnapshot::from_row(&endpoint, default_max_in_flight, now)),
+                jobs: Vec::new(),
+            })
+            .jobs
+            .push(job);
+    }
+    by_endpoint.into_values().collect()
+}
+
+/// A delivery whose first attempt a publisher waits for.
+pub struct FirstAttempt {
+    pub delivery_id: String,
+    pub endpoint_id: String,
+    pub rx: tokio::sync::oneshot::Receiver<AttemptSummary>,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub ctx: Arc<DeliveryContext>,
+    pub registry: Addr<registry::Registry>,
+    pub scheduler: Addr<scheduler::Scheduler>,
+}
+
+impl Engine {
+    /// Starts the actors on the current arbiter.
+    pub fn start(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>) -> Self {
+        let d = &settings.delivery;
+        let ctx = Arc::new(DeliveryContext {
+            db,
+            node_id: crate::ids::new_id("node"),
+            policy: Arc::new(UrlPolicy {
+                allow_insecure: settings.security.allow_insecure_urls,
+                allowed_networks: settings.security.allowed_networks.clone(),
+            }),
+            retry: RetryPolicy { schedule: d.retry_schedule.clone() },
+            circuit: CircuitConfig {
+                failure_threshold: d.circuit_failure_threshold,
+                open_for_ms: d.circuit_open_for.as_millis() as i64,
+                max_open_for_ms: MAX_CIRCUIT_OPEN_MS.max(d.circuit_open_for.as_millis() as i64),
+            },
+            settings: settings.clone(),
+            metrics,
+            waiters: Waiters::default(),
+        });
+        let writer = writer::ResultWriter::new(ctx.clone()).start();
+        let (registry, scheduler) = {
+            let ctx = ctx.clone();
+            let mut scheduler_addr = None;
+            let registry = registry::Registry::create(|reg_ctx| {
+                let scheduler = scheduler::Scheduler::new(ctx.clone(), reg_ctx.address()).start();
+                scheduler_addr = Some(scheduler.clone());
+                registry::Registry::new(ctx, writer, scheduler.recipient())
+            });
+            (registry, scheduler_addr.expect("scheduler started"))
+        };
+        Self { ctx, registry, scheduler }
+    }
+
+    /// Stores the event and its deliveries (one transaction), then hands them to the actors.
+    pub async fn publish(
+        &self,
+        new: NewEvent,
+        only_endpoint: Option<Endpoint>,
+    ) -> Result<Published, ApiError> {
+        Ok(self.publish_waiting(new, only_endpoint, false).await?.0)
+    }
+
+    /// As `publish`; with `wait`, also returns a receiver per delivery for its first
+    /// attempt's outcome, registered before any attempt can start.
+    pub async fn publish_waiting(
+        &self,
+        new: NewEvent,
+        only_endpoint: Option<Endpoint>,
+        wait: bool,
+    ) -> Result<(Published, Vec<FirstAttempt>), ApiError> {
+        let lease = self.ctx.lease();
+        let published =
+            self.ctx.db.run(move |conn| events::publish(conn, &new, only_endpoint.as_ref(), &lease)).await?;
+        let mut waits = Vec::new();
+        if let Published::Created { event, deliveries } = &published {
+            self.ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if wait {
+                for (d, _) in deliveries {
+                    let rx = self.ctx.waiters.register(&d.id);
+                    waits.push(FirstAttempt {
+                        delivery_id: d.id.clone(),
+                        endpoint_id: d.endpoint_id.clone(),
+                        rx,
+                    });
+                }
+            }
+            self.dispatch_rows(event, deliveries);
+        }
+        Ok((published, waits))
+    }
+
+    fn dispatch_rows(&self, event: &Event, deliveries: &[(Delivery, Endpoint)]) {
+        let rows = deliveries.iter().map(|(d, ep)| (d.clone(), event.clone(), ep.clone())).collect();
+        for dispatch in dispatches(rows, self.ctx.settings.delivery.max_in_flight) {
+            self.registry.do_send(dispatch);
+        }
+    }
+
+    /// Re-queued deliveries: claim them for this node now rather than on the next tick.
+    pub fn kick(&self) {
+        self.scheduler.do_send(messages::WakeAt(now_ms()));
+    }
+
+    pub fn endpoint_updated(&self, ep: &Endpoint) {
+        let snapshot = EndpointSnapshot::from_row(ep, self.ctx.settings.delivery.max_in_flight, now_ms());
+        if snapshot.active {
+            self.registry.do_send(EndpointUpdated(Arc::new(snapshot)));
+        } else {
+            self.registry.do_send(EndpointGone(ep.id.clone()));
+        }
+    }
+
+    pub fn endpoint_gone(&self, id: &str) {
+        self.registry.do_send(EndpointGone(id.to_string()));
+    }
+}

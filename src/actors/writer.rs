@@ -1,0 +1,92 @@
+//! Writes attempt results in batches: whatever arrives while one transaction runs goes into
+//! the next, so the write rate follows the load with no timer. On a database error the batch
+//! stays in memory and is tried again; results are never dropped while the process lives
+//! (after a crash, the leases lapse and the deliveries are attempted again).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::DeliveryContext;
+use super::messages::Record;
+use crate::ids::now_ms;
+use crate::store::deliveries::{self, DeliveryUpdate};
+use crate::store::endpoints::{self, CircuitUpdate};
+
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
+const MAX_BATCH: usize = 1000;
+
+pub struct ResultWriter {
+    ctx: Arc<DeliveryContext>,
+    updates: Vec<DeliveryUpdate>,
+    /// The latest circuit state per endpoint; earlier ones are superseded.
+    circuits: HashMap<String, CircuitUpdate>,
+    flushing: bool,
+}
+
+impl ResultWriter {
+    pub fn new(ctx: Arc<DeliveryContext>) -> Self {
+        Self { ctx, updates: Vec::new(), circuits: HashMap::new(), flushing: false }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.flushing || (self.updates.is_empty() && self.circuits.is_empty()) {
+            return;
+        }
+        self.flushing = true;
+        let take = self.updates.len().min(MAX_BATCH);
+        let updates: Vec<DeliveryUpdate> = self.updates.drain(..take).collect();
+        let circuits: Vec<CircuitUpdate> = self.circuits.drain().map(|(_, c)| c).collect();
+        let db = self.ctx.db.clone();
+        let (u, c) = (updates.clone(), circuits.clone());
+        let write = async move {
+            db.run(move |conn| {
+                deliveries::record(conn, &u, now_ms())?;
+                for circuit in &c {
+                    endpoints::apply_circuit(conn, circuit)?;
+                }
+                Ok(())
+            })
+            .await
+        };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+            act.flushing = false;
+            match result {
+                Ok(()) => act.flush(ctx),
+                Err(e) => {
+                    log::warn!("could not write {} delivery results, retrying: {}", updates.len(), e.message);
+                    let newer = std::mem::take(&mut act.updates);
+                    act.updates = updates;
+                    act.updates.extend(newer);
+                    for c in circuits {
+                        act.circuits.entry(c.endpoint_id.clone()).or_insert(c);
+                    }
+                    ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
+                }
+            }
+        }));
+    }
+}
+
+impl Actor for ResultWriter {
+    type Context = Context<Self>;
+}
+
+impl Handler<Record> for ResultWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
+        self.updates.extend(msg.updates);
+        if let Some(mut c) = msg.circuit {
+            // The state is the newest; a success in between must still reset `failing_since`.
+            if let Some(older) = self.circuits.get(&c.endpoint_id) {
+                c.succeeded_at = c.succeeded_at.or(older.succeeded_at);
+                c.failed_at = c.failed_at.or(older.failed_at);
+            }
+            self.circuits.insert(c.endpoint_id.clone(), c);
+        }
+        self.flush(ctx);
+    }
+}

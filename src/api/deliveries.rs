@@ -1,0 +1,244 @@
+//! Delivery tracking, retry, and the dead-letter list and replay.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::auth::OrgAuth;
+use crate::api::json::Json;
+use crate::api::pagination::{PageRequest, page};
+use crate::error::ApiError;
+use crate::ids::now_ms;
+use crate::state::AppState;
+use crate::store::deliveries::{self, AttemptRow, Delivery, ReplaySelection};
+use crate::store::events::Event;
+use crate::timefmt::{rfc3339, rfc3339_opt};
+
+#[derive(Serialize)]
+pub struct DeliveryView {
+    id: String,
+    event_id: Option<String>,
+    endpoint_id: String,
+    status: String,
+    attempt_count: i32,
+    next_attempt_at: Option<String>,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    first_attempt_at: Option<String>,
+    last_attempt_at: Option<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<Vec<AttemptView>>,
+}
+
+#[derive(Serialize)]
+pub struct AttemptView {
+    attempt: i32,
+    started_at: String,
+    duration_ms: i64,
+    status_code: Option<i32>,
+    response_body: Option<String>,
+    error: Option<String>,
+}
+
+impl From<AttemptRow> for AttemptView {
+    fn from(a: AttemptRow) -> Self {
+        Self {
+            attempt: a.attempt,
+            started_at: rfc3339(a.started_at),
+            duration_ms: a.duration_ms,
+            status_code: a.status_code,
+            response_body: a.response_body,
+            error: a.error,
+        }
+    }
+}
+
+impl DeliveryView {
+    pub fn new(d: Delivery, event_id: Option<String>) -> Self {
+        Self {
+            id: d.id,
+            event_id,
+            endpoint_id: d.endpoint_id,
+            // Pending without a due time cannot happen; pending shows when it is due.
+            next_attempt_at: if d.status == "pending" { rfc3339_opt(d.next_attempt_at) } else { None },
+            status: d.status,
+            attempt_count: d.attempt_count,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            first_attempt_at: rfc3339_opt(d.first_attempt_at),
+            last_attempt_at: rfc3339_opt(d.last_attempt_at),
+            created_at: rfc3339(d.created_at),
+            event: None,
+            attempts: None,
+        }
+    }
+
+    pub fn with_event(d: Delivery, e: Event) -> Self {
+        let mut view = Self::new(d, Some(e.id.clone()));
+        view.event = Some(event_summary(&e));
+        view
+    }
+}
+
+pub fn event_summary(e: &Event) -> serde_json::Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "created_at": rfc3339(e.created_at),
+        "data": serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// A page of deliveries (with their events), for the endpoint log and the dead letters.
+pub async fn list_page(
+    state: &AppState,
+    org_id: String,
+    endpoint_id: Option<String>,
+    status: Option<String>,
+    query: &HashMap<String, String>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(s) = &status
+        && !["pending", "succeeded", "failed", "dead"].contains(&s.as_str())
+    {
+        return Err(ApiError::invalid_field(&["status"], "must be pending, succeeded, failed or dead"));
+    }
+    let req = PageRequest::from_query(query)?;
+    let (after, fetch) = (req.after.clone(), req.fetch());
+    let rows = state
+        .db
+        .run(move |conn| {
+            deliveries::list(
+                conn,
+                &org_id,
+                endpoint_id.as_deref(),
+                status.as_deref(),
+                after.as_deref(),
+                fetch,
+            )
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        &req,
+        |(d, _)| d.id.clone(),
+        |(d, e)| DeliveryView::with_event(d, e),
+    )))
+}
+
+pub async fn get(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let view = state
+        .db
+        .run(move |conn| {
+            let d = deliveries::get(conn, &auth.org_id, &id)?;
+            let event = deliveries::event_of(conn, &d)?;
+            let attempts = deliveries::attempts(conn, &d.id)?;
+            let mut view = DeliveryView::new(d, Some(event.id));
+            view.attempts = Some(attempts.into_iter().map(AttemptView::from).collect());
+            Ok(view)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Re-queues the selected deliveries, then wakes the scheduler to claim them now.
+pub async fn requeue(state: &AppState, sel: ReplaySelectionOwned) -> Result<usize, ApiError> {
+    let ids = state
+        .db
+        .run(move |conn| {
+            let statuses: Vec<&str> = sel.statuses.iter().map(String::as_str).collect();
+            let selection = ReplaySelection {
+                org_id: &sel.org_id,
+                ids: sel.ids.as_deref(),
+                endpoint_id: sel.endpoint_id.as_deref(),
+                statuses: &statuses,
+                since: sel.since,
+                until: sel.until,
+            };
+            deliveries::requeue(conn, &selection, now_ms())
+        })
+        .await?;
+    if !ids.is_empty() {
+        state.engine.kick();
+    }
+    Ok(ids.len())
+}
+
+pub struct ReplaySelectionOwned {
+    pub org_id: String,
+    pub ids: Option<Vec<String>>,
+    pub endpoint_id: Option<String>,
+    pub statuses: Vec<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+pub async fn retry(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let (org, lookup) = (auth.org_id.clone(), id.clone());
+    state.db.run(move |conn| deliveries::get(conn, &org, &lookup)).await?;
+    let statuses = ["failed", "dead", "succeeded", "pending"].map(String::from).to_vec();
+    let sel = ReplaySelectionOwned {
+        org_id: auth.org_id,
+        ids: Some(vec![id.clone()]),
+        endpoint_id: None,
+        statuses,
+        since: None,
+        until: None,
+    };
+    requeue(&state, sel).await?;
+    Ok(HttpResponse::Accepted().json(json!({"id": id, "status": "pending"})))
+}
+
+pub async fn dead_letters(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let endpoint_id = query.get("endpoint_id").cloned();
+    list_page(&state, auth.org_id, endpoint_id, Some("dead".into()), &query).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayDead {
+    ids: Option<Vec<String>>,
+    endpoint_id: Option<String>,
+}
+
+pub async fn replay_dead_letters(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    body: Json<ReplayDead>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.0;
+    if body.ids.is_none() && body.endpoint_id.is_none() {
+        return Err(ApiError::invalid_field(&["ids"], "give ids, endpoint_id, or both"));
+    }
+    if body.ids.as_ref().is_some_and(|ids| ids.len() > 1000) {
+        return Err(ApiError::invalid_field(&["ids"], "at most 1000 ids at once"));
+    }
+    let sel = ReplaySelectionOwned {
+        org_id: auth.org_id,
+        ids: body.ids,
+        endpoint_id: body.endpoint_id,
+        statuses: vec!["dead".into()],
+        since: None,
+        until: None,
+    };
+    let replayed = requeue(&state, sel).await?;
+    Ok(HttpResponse::Accepted().json(json!({"replayed": replayed})))
+}

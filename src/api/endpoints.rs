@@ -1,0 +1,484 @@
+//! Endpoints: subscriptions that receive signed webhooks.
+
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::auth::OrgAuth;
+use crate::api::deliveries::{ReplaySelectionOwned, list_page, requeue};
+use crate::api::event_types::validate_type_name;
+use crate::api::json::Json;
+use crate::api::pagination::{PageRequest, page};
+use crate::delivery::signing::{SignatureScheme, generate_secret};
+use crate::error::{ApiError, Issue};
+use crate::ids::{new_id, now_ms};
+use crate::state::AppState;
+use crate::store::endpoints::{self, Endpoint};
+use crate::store::events::{NewEvent, Published};
+use crate::timefmt::{parse_time, rfc3339, rfc3339_opt};
+
+/// How long a rotated-out secret keeps signing beside the new one.
+const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+/// Headers herald sets itself; an endpoint's `headers` may not name them.
+const RESERVED: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-id",
+    "x-webhook-timestamp",
+    "x-webhook-signature",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    url: String,
+    events: Vec<String>,
+    description: Option<String>,
+    secret: Option<String>,
+    signature_scheme: Option<String>,
+    rate_limit_per_second: Option<u32>,
+    max_in_flight: Option<u32>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    description: Option<String>,
+    status: Option<String>,
+    signature_scheme: Option<String>,
+    rate_limit_per_second: Option<u32>,
+    max_in_flight: Option<u32>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize)]
+pub struct EndpointView {
+    id: String,
+    url: String,
+    description: Option<String>,
+    events: Vec<String>,
+    status: String,
+    signature_scheme: String,
+    rate_limit_per_second: Option<i32>,
+    max_in_flight: Option<i32>,
+    headers: BTreeMap<String, String>,
+    created_at: String,
+    updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    circuit: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counts: Option<serde_json::Value>,
+}
+
+impl EndpointView {
+    fn new(ep: &Endpoint, with_secret: bool) -> Self {
+        Self {
+            id: ep.id.clone(),
+            url: ep.url.clone(),
+            description: ep.description.clone(),
+            events: ep.filters(),
+            status: ep.status.clone(),
+            signature_scheme: ep.signature_scheme.clone(),
+            rate_limit_per_second: ep.rate_limit_per_second,
+            max_in_flight: ep.max_in_flight,
+            headers: serde_json::from_str(&ep.headers).unwrap_or_default(),
+            created_at: rfc3339(ep.created_at),
+            updated_at: rfc3339(ep.updated_at),
+            secret: with_secret.then(|| ep.secret.clone()),
+            circuit: Some(circuit_view(ep)),
+            counts: None,
+        }
+    }
+}
+
+fn circuit_view(ep: &Endpoint) -> serde_json::Value {
+    let now = now_ms();
+    let state = match (ep.circuit_state.as_str(), ep.circuit_open_until) {
+        ("open", Some(until)) if until <= now => "half_open",
+        (s, _) => s,
+    };
+    json!({
+        "state": state,
+        "consecutive_failures": ep.consecutive_failures,
+        "open_until": if state == "closed" { None } else { rfc3339_opt(ep.circuit_open_until) },
+    })
+}
+
+fn check_url(state: &AppState, url: &str) -> Result<(), ApiError> {
+    state.engine.ctx.policy.check_url(url).map(|_| ()).map_err(|m| ApiError::invalid_field(&["url"], m))
+}
+
+fn check_filters(events: &[String]) -> Result<String, ApiError> {
+    if events.is_empty() || events.len() > 100 {
+        return Err(ApiError::invalid_field(&["events"], "give 1 to 100 event types (\"*\" for all)"));
+    }
+    let mut issues = Vec::new();
+    for (i, f) in events.iter().enumerate() {
+        let name = f.strip_suffix(".*").unwrap_or(f);
+        if f != "*" && validate_type_name(name).is_err() {
+            issues.push(Issue {
+                path: vec![json!("events"), json!(i)],
+                message: "must be \"*\", an event type, or a prefix like \"order.*\"".into(),
+            });
+        }
+    }
+    if !issues.is_empty() {
+        return Err(ApiError::validation("Invalid payload", issues));
+    }
+    Ok(serde_json::to_string(events).expect("strings serialise"))
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<String, ApiError> {
+    for (name, value) in headers {
+        let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+        if !token || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(ApiError::invalid_field(&["headers", name], "not a header name an endpoint may set"));
+        }
+        if value.bytes().any(|b| b.is_ascii_control()) || value.len() > 4096 {
+            return Err(ApiError::invalid_field(
+                &["headers", name],
+                "header values may not contain control characters",
+            ));
+        }
+    }
+    Ok(serde_json::to_string(headers).expect("strings serialise"))
+}
+
+fn check_scheme(s: Option<&str>) -> Result<SignatureScheme, ApiError> {
+    match s {
+        None => Ok(SignatureScheme::StandardWebhooks),
+        Some(s) => SignatureScheme::parse(s).ok_or_else(|| {
+            ApiError::invalid_field(&["signature_scheme"], "must be standard-webhooks or hmac-sha256")
+        }),
+    }
+}
+
+fn check_limit(value: Option<u32>, field: &str, max: u32) -> Result<Option<i32>, ApiError> {
+    match value {
+        Some(n) if n == 0 || n > max => {
+            Err(ApiError::invalid_field(&[field], format!("must be from 1 to {max}")))
+        }
+        other => Ok(other.map(|n| n as i32)),
+    }
+}
+
+fn check_description(d: &Option<String>) -> Result<(), ApiError> {
+    if d.as_ref().is_some_and(|d| d.len() > 1000) {
+        return Err(ApiError::invalid_field(&["description"], "at most 1000 characters"));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    body: Json<CreateEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    check_url(&state, &b.url)?;
+    let event_filter = check_filters(&b.events)?;
+    let headers = check_headers(&b.headers.unwrap_or_default())?;
+    let scheme = check_scheme(b.signature_scheme.as_deref())?;
+    check_description(&b.description)?;
+    let secret = match b.secret {
+        Some(s) if s.len() < 8 || s.len() > 256 || s.bytes().any(|c| c.is_ascii_control() || c == b' ') => {
+            return Err(ApiError::invalid_field(&["secret"], "must be 8 to 256 characters without spaces"));
+        }
+        Some(s) => s,
+        None => generate_secret(),
+    };
+    let now = now_ms();
+    let ep = Endpoint {
+        id: new_id("ep"),
+        org_id: auth.org_id,
+        url: b.url,
+        description: b.description,
+        event_filter,
+        secret,
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        signature_scheme: scheme.as_str().into(),
+        status: "active".into(),
+        rate_limit_per_second: check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?,
+        max_in_flight: check_limit(b.max_in_flight, "max_in_flight", 1000)?,
+        headers,
+        circuit_state: "closed".into(),
+        consecutive_failures: 0,
+        circuit_open_until: None,
+        last_success_at: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    };
+    let view = EndpointView::new(&ep, true);
+    state.db.run(move |conn| endpoints::insert(conn, &ep)).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+pub async fn list(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let req = PageRequest::from_query(&query)?;
+    let status = query.get("status").cloned();
+    if let Some(s) = &status
+        && s != "active"
+        && s != "disabled"
+    {
+        return Err(ApiError::invalid_field(&["status"], "must be active or disabled"));
+    }
+    let (after, fetch) = (req.after.clone(), req.fetch());
+    let rows = state
+        .db
+        .run(move |conn| endpoints::list(conn, &auth.org_id, status.as_deref(), after.as_deref(), fetch))
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, &req, |e| e.id.clone(), |e| EndpointView::new(&e, false))))
+}
+
+pub async fn get(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let (ep, counts) = state
+        .db
+        .run(move |conn| {
+            let ep = endpoints::find(conn, &auth.org_id, &id)?;
+            let counts = endpoints::delivery_counts(conn, &ep.id)?;
+            Ok((ep, counts))
+        })
+        .await?;
+    let mut view = EndpointView::new(&ep, true);
+    let mut by_status: BTreeMap<&str, i64> =
+        ["pending", "succeeded", "failed", "dead"].iter().map(|s| (*s, 0)).collect();
+    for (status, n) in &counts {
+        if let Some(slot) = by_status.get_mut(status.as_str()) {
+            *slot = *n;
+        }
+    }
+    let finished = by_status["succeeded"] + by_status["failed"] + by_status["dead"];
+    view.counts = Some(json!({
+        "pending": by_status["pending"],
+        "succeeded": by_status["succeeded"],
+        "failed": by_status["failed"],
+        "dead": by_status["dead"],
+        "success_rate": if finished > 0 { Some(by_status["succeeded"] as f64 / finished as f64) } else { None },
+    }));
+    Ok(HttpResponse::Ok().json(view))
+}
+
+pub async fn update(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<UpdateEndpoint>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let id = path.into_inner();
+    if let Some(url) = &b.url {
+        check_url(&state, url)?;
+    }
+    let filter = b.events.as_deref().map(check_filters).transpose()?;
+    let headers = b.headers.as_ref().map(check_headers).transpose()?;
+    let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
+    check_description(&b.description)?;
+    if let Some(s) = &b.status
+        && s != "active"
+        && s != "disabled"
+    {
+        return Err(ApiError::invalid_field(&["status"], "must be active or disabled"));
+    }
+    let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
+    let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
+    let ep = state
+        .db
+        .run(move |conn| {
+            let mut ep = endpoints::find(conn, &auth.org_id, &id)?;
+            if let Some(v) = b.url {
+                ep.url = v;
+            }
+            if let Some(v) = filter {
+                ep.event_filter = v;
+            }
+            if let Some(v) = headers {
+                ep.headers = v;
+            }
+            if let Some(v) = scheme {
+                ep.signature_scheme = v.as_str().into();
+            }
+            if b.description.is_some() {
+                ep.description = b.description;
+            }
+            if let Some(v) = b.status {
+                if v == "active" && ep.status != "active" {
+                    // A re-enabled endpoint starts with a clean slate.
+                    ep.failing_since = None;
+                    ep.circuit_state = "closed".into();
+                    ep.consecutive_failures = 0;
+                    ep.circuit_open_until = None;
+                }
+                ep.status = v;
+            }
+            if rate.is_some() {
+                ep.rate_limit_per_second = rate;
+            }
+            if in_flight.is_some() {
+                ep.max_in_flight = in_flight;
+            }
+            ep.updated_at = now_ms().max(ep.updated_at + 1);
+            endpoints::save(conn, &ep)?;
+            Ok(ep)
+        })
+        .await?;
+    state.engine.endpoint_updated(&ep);
+    if ep.status == "active" {
+        state.engine.kick();
+    }
+    Ok(HttpResponse::Ok().json(EndpointView::new(&ep, true)))
+}
+
+pub async fn delete(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let gone = id.clone();
+    let deleted = state.db.run(move |conn| endpoints::soft_delete(conn, &auth.org_id, &id, now_ms())).await?;
+    if !deleted {
+        return Err(ApiError::not_found("Endpoint"));
+    }
+    state.engine.endpoint_gone(&gone);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn rotate_secret(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let ep = state
+        .db
+        .run(move |conn| {
+            let mut ep = endpoints::find(conn, &auth.org_id, &id)?;
+            let now = now_ms();
+            ep.previous_secret = Some(std::mem::replace(&mut ep.secret, generate_secret()));
+            ep.previous_secret_expires_at = Some(now + ROTATION_GRACE_MS);
+            ep.updated_at = now.max(ep.updated_at + 1);
+            endpoints::save(conn, &ep)?;
+            Ok(ep)
+        })
+        .await?;
+    state.engine.endpoint_updated(&ep);
+    Ok(HttpResponse::Ok().json(json!({
+        "secret": ep.secret,
+        "previous_secret_expires_at": rfc3339_opt(ep.previous_secret_expires_at),
+    })))
+}
+
+pub async fn send_test(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let org = auth.org_id.clone();
+    let ep = state.db.run(move |conn| endpoints::find(conn, &org, &id)).await?;
+    if ep.status != "active" {
+        return Err(ApiError::invalid_field(&["status"], "the endpoint is disabled"));
+    }
+    let now = now_ms();
+    let event = NewEvent {
+        id: new_id("evt"),
+        org_id: auth.org_id,
+        event_type: "webhook.test".into(),
+        payload: json!({"endpoint_id": ep.id, "message": "A test event from herald"}).to_string(),
+        correlation_id: None,
+        source_id: None,
+        created_at: now,
+    };
+    match state.engine.publish(event, Some(ep)).await? {
+        Published::Created { event, deliveries } => Ok(HttpResponse::Accepted().json(json!({
+            "delivery_id": deliveries.first().map(|(d, _)| d.id.clone()),
+            "event_id": event.id,
+        }))),
+        Published::Existing { .. } => Err(ApiError::internal("test event id collided")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replay {
+    since: String,
+    until: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn replay(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<Replay>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let since = parse_time(&b.since)
+        .ok_or_else(|| ApiError::invalid_field(&["since"], "must be an RFC 3339 time or a date"))?;
+    let until = b
+        .until
+        .as_deref()
+        .map(|u| {
+            parse_time(u)
+                .ok_or_else(|| ApiError::invalid_field(&["until"], "must be an RFC 3339 time or a date"))
+        })
+        .transpose()?;
+    let statuses: Vec<String> = match b.status.as_deref() {
+        None => vec!["failed".into(), "dead".into()],
+        Some("failed") => vec!["failed".into()],
+        Some("dead") => vec!["dead".into()],
+        Some("all") => vec!["failed".into(), "dead".into(), "succeeded".into()],
+        Some(_) => return Err(ApiError::invalid_field(&["status"], "must be failed, dead or all")),
+    };
+    let id = path.into_inner();
+    let org = auth.org_id.clone();
+    let lookup = id.clone();
+    state.db.run(move |conn| endpoints::find(conn, &org, &lookup)).await?;
+    let sel = ReplaySelectionOwned {
+        org_id: auth.org_id,
+        ids: None,
+        endpoint_id: Some(id),
+        statuses,
+        since: Some(since),
+        until,
+    };
+    let replayed = requeue(&state, sel).await?;
+    Ok(HttpResponse::Accepted().json(json!({"replayed": replayed})))
+}
+
+pub async fn deliveries(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let org = auth.org_id.clone();
+    let lookup = id.clone();
+    state.db.run(move |conn| endpoints::find(conn, &org, &lookup)).await?;
+    list_page(&state, auth.org_id, Some(id), query.get("status").cloned(), &query).await
+}

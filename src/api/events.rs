@@ -1,0 +1,206 @@
+//! Publishing and tracking events.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::auth::OrgAuth;
+use crate::api::event_types::validate_type_name;
+use crate::api::json::Json;
+use crate::api::pagination::{PageRequest, page};
+use crate::error::{ApiError, Issue};
+use crate::ids::{new_id, now_ms};
+use crate::state::AppState;
+use crate::store::events::{self, Event, EventFilter, NewEvent, Published};
+use crate::store::{deliveries, event_types};
+use crate::timefmt::{parse_time, rfc3339, rfc3339_opt};
+
+const MAX_ID_LEN: usize = 255;
+/// `?wait=true` never holds a request longer than this beyond the delivery timeout.
+const WAIT_SLACK: Duration = Duration::from_secs(1);
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Value,
+    id: Option<String>,
+    correlation_id: Option<String>,
+}
+
+fn accepted_view(event: &Event, delivery_count: i64) -> Value {
+    json!({
+        "id": event.id,
+        "type": event.event_type,
+        "created_at": rfc3339(event.created_at),
+        "seq": event.seq,
+        "delivery_count": delivery_count,
+    })
+}
+
+fn check_publish(p: &Publish) -> Result<(), ApiError> {
+    let mut issues = Vec::new();
+    if let Err(m) = validate_type_name(&p.event_type) {
+        issues.push(Issue::at(&["type"], m));
+    }
+    if !p.data.is_object() {
+        issues.push(Issue::at(&["data"], "must be a JSON object"));
+    }
+    if let Some(id) = &p.id
+        && (id.is_empty()
+            || id.len() > MAX_ID_LEN
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b)))
+    {
+        issues.push(Issue::at(&["id"], "must be 1 to 255 letters, digits, '_', '-', '.' or ':'"));
+    }
+    if let Some(c) = &p.correlation_id
+        && (c.len() > MAX_ID_LEN || c.bytes().any(|b| b.is_ascii_control()))
+    {
+        issues.push(Issue::at(
+            &["correlation_id"],
+            "must be at most 255 characters without control characters",
+        ));
+    }
+    if issues.is_empty() { Ok(()) } else { Err(ApiError::validation("Invalid payload", issues)) }
+}
+
+pub async fn publish(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+    body: Json<Publish>,
+) -> Result<HttpResponse, ApiError> {
+    let p = body.0;
+    check_publish(&p)?;
+    let wait = query.get("wait").is_some_and(|v| v == "true" || v == "1");
+    let (org, name) = (auth.org_id.clone(), p.event_type.clone());
+    let registered = state.db.run(move |conn| event_types::find_by_name(conn, &org, &name)).await?;
+    if let Some(schema) =
+        registered.and_then(|t| t.json_schema).and_then(|s| serde_json::from_str::<Value>(&s).ok())
+    {
+        let failures = crate::json_schema::validate(&schema, &p.data);
+        if !failures.is_empty() {
+            let issues = failures.into_iter().map(|f| Issue { path: f.path, message: f.message }).collect();
+            return Err(ApiError::validation(
+                format!("data does not match the schema of {}", p.event_type),
+                issues,
+            ));
+        }
+    }
+    let new = NewEvent {
+        id: p.id.unwrap_or_else(|| new_id("evt")),
+        org_id: auth.org_id,
+        event_type: p.event_type,
+        payload: p.data.to_string(),
+        correlation_id: p.correlation_id,
+        source_id: None,
+        created_at: now_ms(),
+    };
+    let (published, waits) = state.engine.publish_waiting(new, None, wait).await?;
+    let (event, count, replayed) = match &published {
+        Published::Created { event, deliveries } => (event, deliveries.len() as i64, false),
+        Published::Existing { event, delivery_count } => (event, *delivery_count, true),
+    };
+    let mut view = accepted_view(event, count);
+    let replayed_header = ("idempotent-replayed", if replayed { "true" } else { "false" });
+    if !wait {
+        return Ok(HttpResponse::Accepted().insert_header(replayed_header).json(view));
+    }
+    let limit = (state.settings.delivery.timeout + WAIT_SLACK).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut outcomes = Vec::with_capacity(waits.len());
+    for w in waits {
+        let outcome = tokio::time::timeout_at(deadline, w.rx).await;
+        let entry = match outcome {
+            Ok(Ok(s)) => json!({
+                "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": s.status,
+                "attempt_count": s.attempt_count, "status_code": s.status_code, "error": s.error,
+            }),
+            _ => {
+                state.engine.ctx.waiters.forget(&w.delivery_id);
+                json!({
+                    "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": "pending",
+                    "attempt_count": 0, "status_code": null, "error": "no answer yet",
+                })
+            }
+        };
+        outcomes.push(entry);
+    }
+    view["deliveries"] = Value::Array(outcomes);
+    Ok(HttpResponse::Ok().insert_header(replayed_header).json(view))
+}
+
+pub async fn list(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let req = PageRequest::from_query(&query)?;
+    let time = |field: &'static str| -> Result<Option<i64>, ApiError> {
+        query
+            .get(field)
+            .map(|v| {
+                parse_time(v)
+                    .ok_or_else(|| ApiError::invalid_field(&[field], "must be an RFC 3339 time or a date"))
+            })
+            .transpose()
+    };
+    let filter = EventFilter { event_type: query.get("type").cloned(), from: time("from")?, to: time("to")? };
+    let before = match &req.after {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .map_err(|_| ApiError::invalid_field(&["cursor"], "not a cursor from this API"))?,
+        ),
+        None => None,
+    };
+    let fetch = req.fetch();
+    let rows = state.db.run(move |conn| events::list(conn, &auth.org_id, &filter, before, fetch)).await?;
+    Ok(HttpResponse::Ok().json(page(rows, &req, |e| e.seq.to_string(), |e| event_view(&e))))
+}
+
+fn event_view(e: &Event) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type,
+        "created_at": rfc3339(e.created_at),
+        "seq": e.seq,
+        "correlation_id": e.correlation_id,
+        "data": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null),
+    })
+}
+
+pub async fn get(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let (event, rows) = state
+        .db
+        .run(move |conn| {
+            let event = events::find(conn, &auth.org_id, &id)?.ok_or_else(|| ApiError::not_found("Event"))?;
+            let rows = deliveries::for_event(conn, event.seq)?;
+            Ok((event, rows))
+        })
+        .await?;
+    let mut view = event_view(&event);
+    view["deliveries"] = rows
+        .into_iter()
+        .map(|d| {
+            json!({
+                "id": d.id,
+                "endpoint_id": d.endpoint_id,
+                "status": d.status,
+                "attempt_count": d.attempt_count,
+                "last_status_code": d.last_status_code,
+                "next_attempt_at": if d.status == "pending" { rfc3339_opt(d.next_attempt_at) } else { None },
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(view))
+}

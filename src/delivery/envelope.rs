@@ -1,0 +1,51 @@
+//! The JSON body of a webhook (and of an SSE `data:` line), built once per event from the
+//! stored payload text without parsing it again.
+
+use actix_web::web::Bytes;
+
+use crate::store::events::Event;
+use crate::timefmt::rfc3339;
+
+pub fn envelope(event: &Event) -> Bytes {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(event.payload.len() + 160);
+    out.push_str("{\"id\":");
+    out.push_str(&quote(&event.id));
+    out.push_str(",\"type\":");
+    out.push_str(&quote(&event.event_type));
+    out.push_str(",\"created_at\":");
+    out.push_str(&quote(&rfc3339(event.created_at)));
+    if let Some(c) = &event.correlation_id {
+        out.push_str(",\"correlation_id\":");
+        out.push_str(&quote(c));
+    }
+    out.push_str(",\"data\":");
+    out.push_str(&event.payload);
+    out.push('}');
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_valid_json_with_the_event_fields() {
+        let event = Event {
+            seq: 1,
+            id: "evt_1".into(),
+            org_id: "org_1".into(),
+            event_type: "a.b".into(),
+            payload: r#"{"x":[1,"\"q\""]}"#.into(),
+            correlation_id: Some("c\n1".into()),
+            source_id: None,
+            created_at: 0,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&envelope(&event)).unwrap();
+        assert_eq!(v["id"], "evt_1");
+        assert_eq!(v["type"], "a.b");
+        assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["correlation_id"], "c\n1");
+        assert_eq!(v["data"]["x"][1], "\"q\"");
+    }
+}

@@ -1,0 +1,349 @@
+//! Deliveries, their attempts, leases and the batched writes of attempt results.
+
+use diesel::prelude::*;
+
+use super::endpoints::Endpoint;
+use super::events::{Event, Lease};
+use super::schema::deliveries::dsl as d;
+use super::schema::delivery_attempts::dsl as a;
+use super::schema::endpoints::dsl as e;
+use super::schema::events::dsl as ev;
+use super::{DbConn, write_txn};
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::deliveries)]
+pub struct Delivery {
+    pub id: String,
+    pub org_id: String,
+    pub event_seq: i64,
+    pub endpoint_id: String,
+    pub status: String,
+    pub attempt_count: i32,
+    pub retry_base: i32,
+    pub next_attempt_at: Option<i64>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub first_attempt_at: Option<i64>,
+    pub last_attempt_at: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = super::schema::deliveries)]
+pub struct NewDelivery {
+    pub id: String,
+    pub org_id: String,
+    pub event_seq: i64,
+    pub endpoint_id: String,
+    pub status: String,
+    pub next_attempt_at: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl NewDelivery {
+    pub fn pending(event: &Event, endpoint_id: &str, now: i64, lease: Option<&Lease>) -> Self {
+        Self {
+            id: crate::ids::new_id("dlv"),
+            org_id: event.org_id.clone(),
+            event_seq: event.seq,
+            endpoint_id: endpoint_id.to_string(),
+            status: "pending".into(),
+            next_attempt_at: Some(now),
+            lease_owner: lease.map(|l| l.owner.clone()),
+            lease_expires_at: lease.map(|l| l.expires_at),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn into_delivery(self) -> Delivery {
+        Delivery {
+            id: self.id,
+            org_id: self.org_id,
+            event_seq: self.event_seq,
+            endpoint_id: self.endpoint_id,
+            status: self.status,
+            attempt_count: 0,
+            retry_base: 0,
+            next_attempt_at: self.next_attempt_at,
+            last_status_code: None,
+            last_error: None,
+            first_attempt_at: None,
+            last_attempt_at: None,
+            lease_owner: self.lease_owner,
+            lease_expires_at: self.lease_expires_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::delivery_attempts)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
+pub struct AttemptRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub delivery_id: String,
+    pub attempt: i32,
+    pub started_at: i64,
+    pub duration_ms: i64,
+    pub status_code: Option<i32>,
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Delivery, ApiError> {
+    d::deliveries
+        .filter(d::org_id.eq(org_id))
+        .filter(d::id.eq(id))
+        .select(Delivery::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("Delivery"))
+}
+
+pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>, ApiError> {
+    Ok(a::delivery_attempts
+        .filter(a::delivery_id.eq(delivery_id))
+        .order(a::id.asc())
+        .select(AttemptRow::as_select())
+        .load(conn)?)
+}
+
+pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, ApiError> {
+    Ok(d::deliveries
+        .filter(d::event_seq.eq(seq))
+        .order(d::id.asc())
+        .select(Delivery::as_select())
+        .load(conn)?)
+}
+
+pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, ApiError> {
+    Ok(ev::events.find(delivery.event_seq).select(Event::as_select()).first(conn)?)
+}
+
+/// One page of deliveries, newest first; by endpoint and/or status.
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    endpoint_id: Option<&str>,
+    status: Option<&str>,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(Delivery, Event)>, ApiError> {
+    let mut q = d::deliveries.inner_join(ev::events).filter(d::org_id.eq(org_id)).into_boxed();
+    if let Some(ep) = endpoint_id {
+        q = q.filter(d::endpoint_id.eq(ep.to_string()));
+    }
+    if let Some(s) = status {
+        q = q.filter(d::status.eq(s.to_string()));
+    }
+    if let Some(c) = before_id {
+        q = q.filter(d::id.lt(c.to_string()));
+    }
+    Ok(q.order(d::id.desc()).limit(limit).select((Delivery::as_select(), Event::as_select())).load(conn)?)
+}
+
+/// What happened to a delivery, written by the result writer.
+#[derive(Debug, Clone)]
+pub enum NextState {
+    Succeeded,
+    Failed,
+    Dead,
+    /// Try again at this time (an attempt failed and the schedule allows another).
+    Retry(i64),
+    /// Not attempted (circuit open, over capacity); back to the store until then.
+    Release(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryUpdate {
+    pub delivery_id: String,
+    pub attempt: Option<AttemptRow>,
+    pub next: NextState,
+}
+
+/// Writes a batch of results in one transaction.
+pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result<(), ApiError> {
+    write_txn(conn, |c| {
+        let attempts: Vec<AttemptRow> = updates.iter().filter_map(|u| u.attempt.clone()).collect();
+        if !attempts.is_empty() {
+            super::insert_all!(c, a::delivery_attempts, &attempts)?;
+        }
+        for u in updates {
+            let row = d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::status.eq("pending"));
+            let (status, next_at) = match u.next {
+                NextState::Succeeded => ("succeeded", None),
+                NextState::Failed => ("failed", None),
+                NextState::Dead => ("dead", None),
+                NextState::Retry(at) | NextState::Release(at) => ("pending", Some(at)),
+            };
+            let lease_clear = (d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>));
+            match &u.attempt {
+                Some(att) => {
+                    diesel::update(row)
+                        .set((
+                            d::status.eq(status),
+                            d::next_attempt_at.eq(next_at),
+                            d::attempt_count.eq(att.attempt),
+                            d::last_status_code.eq(att.status_code),
+                            d::last_error.eq(&att.error),
+                            d::last_attempt_at.eq(att.started_at),
+                            d::updated_at.eq(now),
+                            lease_clear,
+                        ))
+                        .execute(c)?;
+                    diesel::update(
+                        d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::first_attempt_at.is_null()),
+                    )
+                    .set(d::first_attempt_at.eq(att.started_at))
+                    .execute(c)?;
+                }
+                None => {
+                    diesel::update(row)
+                        .set((
+                            d::status.eq(status),
+                            d::next_attempt_at.eq(next_at),
+                            d::updated_at.eq(now),
+                            lease_clear,
+                        ))
+                        .execute(c)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Claims up to `limit` due deliveries of active endpoints for `lease.owner`.
+/// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so nodes never claim the same row; SQLite has one
+/// writer at a time, which gives the same guarantee.
+pub fn claim_due(conn: &mut DbConn, lease: &Lease, now: i64, limit: i64) -> Result<Vec<String>, ApiError> {
+    #[derive(QueryableByName)]
+    struct Claimed {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
+    }
+    use diesel::sql_types::{BigInt, Text};
+    const PICK: &str = "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.status = 'pending' AND d.next_attempt_at <= {now} \
+         AND (d.lease_owner IS NULL OR d.lease_expires_at < {now}) \
+         AND e.status = 'active' AND e.deleted_at IS NULL \
+         ORDER BY d.next_attempt_at LIMIT {limit}";
+    let rows: Vec<Claimed> = match conn {
+        DbConn::Pg(pg) => {
+            let pick = PICK.replace("{now}", "$2").replace("{limit}", "$3") + " FOR UPDATE OF d SKIP LOCKED";
+            diesel::sql_query(format!(
+                "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $4 WHERE id IN ({pick}) RETURNING id"
+            ))
+            .bind::<Text, _>(&lease.owner)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .bind::<BigInt, _>(lease.expires_at)
+            .load(pg)?
+        }
+        DbConn::Sqlite(_) => write_txn(conn, |c| {
+            let DbConn::Sqlite(lite) = c else { unreachable!() };
+            let pick = PICK.replace("{now}", "?").replace("{limit}", "?");
+            Ok(diesel::sql_query(format!(
+                "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? WHERE id IN ({pick}) RETURNING id"
+            ))
+            .bind::<Text, _>(&lease.owner)
+            .bind::<BigInt, _>(lease.expires_at)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(lite)?)
+        })?,
+    };
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Everything needed to send the given deliveries.
+pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Event, Endpoint)>, ApiError> {
+    Ok(d::deliveries
+        .inner_join(ev::events)
+        .inner_join(e::endpoints)
+        .filter(d::id.eq_any(ids))
+        .select((Delivery::as_select(), Event::as_select(), Endpoint::as_select()))
+        .load(conn)?)
+}
+
+/// Keeps this node's claims alive while its actors hold them.
+pub fn renew_leases(conn: &mut DbConn, owner: &str, expires_at: i64) -> Result<usize, ApiError> {
+    Ok(diesel::update(d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")))
+        .set(d::lease_expires_at.eq(expires_at))
+        .execute(conn)?)
+}
+
+/// Gives back this node's claims on an endpoint's deliveries (its actor restarted or left).
+pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, ApiError> {
+    Ok(diesel::update(
+        d::deliveries
+            .filter(d::lease_owner.eq(owner))
+            .filter(d::endpoint_id.eq(endpoint_id))
+            .filter(d::status.eq("pending")),
+    )
+    .set((d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>)))
+    .execute(conn)?)
+}
+
+/// Which deliveries a replay re-queues.
+pub struct ReplaySelection<'a> {
+    pub org_id: &'a str,
+    pub ids: Option<&'a [String]>,
+    pub endpoint_id: Option<&'a str>,
+    pub statuses: &'a [&'a str],
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Puts matching deliveries back to `pending`, due now, with a fresh retry schedule.
+/// Returns the ids re-queued.
+pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<Vec<String>, ApiError> {
+    write_txn(conn, |c| {
+        let mut q = d::deliveries
+            .filter(d::org_id.eq(sel.org_id))
+            .filter(d::status.eq_any(sel.statuses.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+            .select(d::id)
+            .into_boxed();
+        if let Some(ids) = sel.ids {
+            q = q.filter(d::id.eq_any(ids.to_vec()));
+        }
+        if let Some(ep) = sel.endpoint_id {
+            q = q.filter(d::endpoint_id.eq(ep.to_string()));
+        }
+        if let Some(since) = sel.since {
+            q = q.filter(d::created_at.ge(since));
+        }
+        if let Some(until) = sel.until {
+            q = q.filter(d::created_at.le(until));
+        }
+        let ids: Vec<String> = q.load(c)?;
+        for chunk in ids.chunks(500) {
+            diesel::update(d::deliveries.filter(d::id.eq_any(chunk)))
+                .set((
+                    d::status.eq("pending"),
+                    d::next_attempt_at.eq(now),
+                    d::retry_base.eq(d::attempt_count),
+                    d::lease_owner.eq(None::<String>),
+                    d::lease_expires_at.eq(None::<i64>),
+                    d::updated_at.eq(now),
+                ))
+                .execute(c)?;
+        }
+        Ok(ids)
+    })
+}
+
+pub fn count_pending(conn: &mut DbConn) -> Result<i64, ApiError> {
+    Ok(d::deliveries.filter(d::status.eq("pending")).count().get_result(conn)?)
+}

@@ -1,0 +1,190 @@
+//! Endpoints (subscriptions) and their persisted circuit state.
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::schema::deliveries::dsl as d;
+use super::schema::endpoints::dsl as e;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = super::schema::endpoints)]
+#[diesel(treat_none_as_null = true)]
+pub struct Endpoint {
+    pub id: String,
+    pub org_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// JSON array of type filters: exact names, `prefix.*`, or `*`.
+    pub event_filter: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub signature_scheme: String,
+    pub status: String,
+    pub rate_limit_per_second: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    /// JSON object of extra headers sent with every webhook.
+    pub headers: String,
+    pub circuit_state: String,
+    pub consecutive_failures: i32,
+    pub circuit_open_until: Option<i64>,
+    pub last_success_at: Option<i64>,
+    pub failing_since: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+impl Endpoint {
+    pub fn filters(&self) -> Vec<String> {
+        serde_json::from_str(&self.event_filter).unwrap_or_default()
+    }
+
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.filters().iter().any(|f| type_matches(f, event_type))
+    }
+}
+
+/// `*` matches everything, `order.*` every type under `order.`, anything else itself.
+pub fn type_matches(filter: &str, event_type: &str) -> bool {
+    if filter == "*" {
+        return true;
+    }
+    match filter.strip_suffix('*') {
+        Some(prefix) => event_type.starts_with(prefix),
+        None => filter == event_type,
+    }
+}
+
+/// Live (not deleted) endpoints of an organisation.
+fn live(org_id: &str) -> super::schema::endpoints::BoxedQuery<'_, super::DbBackend> {
+    e::endpoints.filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()).into_boxed()
+}
+
+pub fn insert(conn: &mut DbConn, ep: &Endpoint) -> Result<(), ApiError> {
+    diesel::insert_into(e::endpoints).values(ep).execute(conn)?;
+    Ok(())
+}
+
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+    live(org_id)
+        .filter(e::id.eq(id))
+        .select(Endpoint::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| ApiError::not_found("Endpoint"))
+}
+
+pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Endpoint>, ApiError> {
+    Ok(e::endpoints.find(id).select(Endpoint::as_select()).first(conn).optional()?)
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    status: Option<&str>,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Endpoint>, ApiError> {
+    let mut q = live(org_id);
+    if let Some(s) = status {
+        q = q.filter(e::status.eq(s.to_string()));
+    }
+    if let Some(c) = before_id {
+        q = q.filter(e::id.lt(c.to_string()));
+    }
+    Ok(q.order(e::id.desc()).limit(limit).select(Endpoint::as_select()).load(conn)?)
+}
+
+/// Active endpoints of an organisation subscribed to `event_type`.
+pub fn subscribed(conn: &mut DbConn, org_id: &str, event_type: &str) -> Result<Vec<Endpoint>, ApiError> {
+    let all: Vec<Endpoint> =
+        live(org_id).filter(e::status.eq("active")).select(Endpoint::as_select()).load(conn)?;
+    Ok(all.into_iter().filter(|ep| ep.matches(event_type)).collect())
+}
+
+pub fn save(conn: &mut DbConn, ep: &Endpoint) -> Result<(), ApiError> {
+    diesel::update(e::endpoints.find(&ep.id)).set(ep).execute(conn)?;
+    Ok(())
+}
+
+/// Marks the endpoint deleted; its pending deliveries are no longer claimed.
+pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+    let n = diesel::update(
+        e::endpoints.filter(e::id.eq(id)).filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()),
+    )
+    .set((e::deleted_at.eq(now), e::status.eq("deleted"), e::updated_at.eq(now)))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Delivery counts by status for one endpoint.
+pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(String, i64)>, ApiError> {
+    Ok(d::deliveries
+        .filter(d::endpoint_id.eq(endpoint_id))
+        .group_by(d::status)
+        .select((d::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// What the delivery engine learned about an endpoint's health since the last write.
+#[derive(Debug, Clone)]
+pub struct CircuitUpdate {
+    pub endpoint_id: String,
+    pub state: &'static str,
+    pub consecutive_failures: i32,
+    pub open_until: Option<i64>,
+    /// Some(t) when a delivery succeeded at t.
+    pub succeeded_at: Option<i64>,
+    /// Some(t) when an attempt failed at t.
+    pub failed_at: Option<i64>,
+}
+
+pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiError> {
+    let target = e::endpoints.find(&u.endpoint_id);
+    diesel::update(target)
+        .set((
+            e::circuit_state.eq(u.state),
+            e::consecutive_failures.eq(u.consecutive_failures),
+            e::circuit_open_until.eq(u.open_until),
+        ))
+        .execute(conn)?;
+    if let Some(t) = u.succeeded_at {
+        diesel::update(target)
+            .set((e::last_success_at.eq(t), e::failing_since.eq(None::<i64>)))
+            .execute(conn)?;
+    }
+    if let Some(t) = u.failed_at.filter(|f| u.succeeded_at.is_none_or(|s| *f > s)) {
+        diesel::update(target.filter(e::failing_since.is_null()))
+            .set(e::failing_since.eq(t))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Active endpoints that have failed without a success since before `cutoff`.
+pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoint>, ApiError> {
+    Ok(e::endpoints
+        .filter(e::deleted_at.is_null())
+        .filter(e::status.eq("active"))
+        .filter(e::failing_since.lt(cutoff))
+        .select(Endpoint::as_select())
+        .load(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_matches;
+
+    #[test]
+    fn filters() {
+        assert!(type_matches("*", "a.b"));
+        assert!(type_matches("order.*", "order.created"));
+        assert!(type_matches("order.*", "order.line.added"));
+        assert!(!type_matches("order.*", "orders.created"));
+        assert!(!type_matches("order.*", "order"));
+        assert!(type_matches("a.b", "a.b"));
+        assert!(!type_matches("a.b", "a.bc"));
+    }
+}

@@ -1,0 +1,157 @@
+//! Events and the outbox: an event and one delivery per subscribed endpoint are written in
+//! one transaction, so a committed publish always has its deliveries.
+
+use diesel::prelude::*;
+
+use super::deliveries::{Delivery, NewDelivery};
+use super::endpoints::{self, Endpoint};
+use super::schema::deliveries::dsl as d;
+use super::schema::events::dsl as ev;
+use super::{DbConn, write_txn};
+use crate::error::ApiError;
+
+/// Serialises sequence assignment on PostgreSQL so events commit in `seq` order: a stream
+/// cursor may then never skip an event whose transaction commits late.
+const PUBLISH_LOCK_KEY: i64 = 0x6865_7261_6c65; // "herale"
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::events)]
+pub struct Event {
+    pub seq: i64,
+    pub id: String,
+    pub org_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub correlation_id: Option<String>,
+    pub source_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = super::schema::events)]
+pub struct NewEvent {
+    pub id: String,
+    pub org_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub correlation_id: Option<String>,
+    pub source_id: Option<String>,
+    pub created_at: i64,
+}
+
+pub enum Published {
+    /// Stored now, with a delivery for each endpoint (held under `lease` by this node).
+    Created { event: Event, deliveries: Vec<(Delivery, Endpoint)> },
+    /// The organisation already has an event with this id: nothing was written.
+    Existing { event: Event, delivery_count: i64 },
+}
+
+/// Who holds new deliveries first: the publishing node, which hands them to its actors.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at: i64,
+}
+
+/// Stores an event and its deliveries. `only_endpoint` restricts the fan-out (test events).
+pub fn publish(
+    conn: &mut DbConn,
+    new: &NewEvent,
+    only_endpoint: Option<&Endpoint>,
+    lease: &Lease,
+) -> Result<Published, ApiError> {
+    let attempt = write_txn(conn, |c| {
+        if let Some(existing) = find(c, &new.org_id, &new.id)? {
+            let delivery_count = count_deliveries(c, existing.seq)?;
+            return Ok(Published::Existing { event: existing, delivery_count });
+        }
+        if let DbConn::Pg(pg) = c {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
+        }
+        diesel::insert_into(ev::events).values(new).execute(c).map_err(|e| {
+            if super::is_unique_violation(&e) {
+                ApiError::conflict("event id already used")
+            } else {
+                e.into()
+            }
+        })?;
+        let event =
+            find(c, &new.org_id, &new.id)?.ok_or_else(|| ApiError::internal("inserted event vanished"))?;
+        let targets = match only_endpoint {
+            Some(ep) => vec![ep.clone()],
+            None => endpoints::subscribed(c, &new.org_id, &new.event_type)?,
+        };
+        let rows: Vec<NewDelivery> = targets
+            .iter()
+            .map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease)))
+            .collect();
+        if !rows.is_empty() {
+            super::insert_all!(c, d::deliveries, &rows)?;
+        }
+        let deliveries = rows.into_iter().map(NewDelivery::into_delivery).zip(targets).collect();
+        Ok(Published::Created { event, deliveries })
+    });
+    match attempt {
+        // A concurrent publish of the same id won: answer with its event.
+        Err(e) if e.code == "CONFLICT" => match find(conn, &new.org_id, &new.id)? {
+            Some(event) => {
+                let delivery_count = count_deliveries(conn, event.seq)?;
+                Ok(Published::Existing { event, delivery_count })
+            }
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, ApiError> {
+    Ok(ev::events
+        .filter(ev::org_id.eq(org_id))
+        .filter(ev::id.eq(id))
+        .select(Event::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn count_deliveries(conn: &mut DbConn, seq: i64) -> Result<i64, ApiError> {
+    Ok(d::deliveries.filter(d::event_seq.eq(seq)).count().get_result(conn)?)
+}
+
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Newest first, by sequence number.
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    filter: &EventFilter,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>, ApiError> {
+    let mut q = ev::events.filter(ev::org_id.eq(org_id)).into_boxed();
+    if let Some(t) = &filter.event_type {
+        match t.strip_suffix('*') {
+            Some(prefix) => {
+                q = q.filter(ev::event_type.like(format!("{}%", escape_like(prefix))).escape('\\'))
+            }
+            None => q = q.filter(ev::event_type.eq(t.clone())),
+        }
+    }
+    if let Some(from) = filter.from {
+        q = q.filter(ev::created_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        q = q.filter(ev::created_at.le(to));
+    }
+    if let Some(seq) = before_seq {
+        q = q.filter(ev::seq.lt(seq));
+    }
+    Ok(q.order(ev::seq.desc()).limit(limit).select(Event::as_select()).load(conn)?)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
