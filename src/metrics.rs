@@ -18,6 +18,9 @@ pub struct Metrics {
     pub deliveries_dead: AtomicU64,
     pub attempts_retried: AtomicU64,
     pub open_circuits: AtomicI64,
+    pub streams_open: AtomicI64,
+    pub stream_events_sent: AtomicU64,
+    pub streams_dropped_slow: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_ms: AtomicU64,
@@ -97,6 +100,24 @@ impl Metrics {
             "gauge",
             "Endpoints whose circuit is open on this node.",
             &[("", self.open_circuits.load(Ordering::Relaxed).max(0).to_string())],
+        );
+        family(
+            "herald_streams_open",
+            "gauge",
+            "Open Server-Sent Events streams on this node.",
+            &[("", self.streams_open.load(Ordering::Relaxed).max(0).to_string())],
+        );
+        family(
+            "herald_stream_events_sent_total",
+            "counter",
+            "Events written to streams.",
+            &[("", get(&self.stream_events_sent).to_string())],
+        );
+        family(
+            "herald_streams_dropped_slow_total",
+            "counter",
+            "Streams cut off because the client could not keep up.",
+            &[("", get(&self.streams_dropped_slow).to_string())],
         );
         if let Some(g) = gauges {
             family(

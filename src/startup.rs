@@ -40,11 +40,13 @@ impl Application {
         install_crypto_provider();
         let settings = Arc::new(settings);
         let db = open_database(&settings).await?;
-        let bootstrap_key = {
+        let (bootstrap_key, committed_seq) = {
             let (db, limit) = (db.clone(), settings.limits.rate_limit_per_minute);
-            web::block(move || -> Result<Option<String>, String> {
+            web::block(move || -> Result<(Option<String>, i64), String> {
                 let mut conn = db.get().map_err(|e| e.message)?;
-                bootstrap(&mut conn, limit).map_err(|e| e.message)
+                let key = bootstrap(&mut conn, limit).map_err(|e| e.message)?;
+                let seq = crate::store::events::max_seq(&mut conn).map_err(|e| e.message)?;
+                Ok((key, seq))
             })
             .await
             .map_err(|e| e.to_string())??
@@ -57,7 +59,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
 
         let metrics = Arc::new(Metrics::default());
-        let engine = Engine::start(db.clone(), settings.clone(), metrics.clone());
+        let engine = Engine::start(db.clone(), settings.clone(), metrics.clone(), committed_seq);
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),

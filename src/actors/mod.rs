@@ -7,6 +7,7 @@ pub mod endpoint;
 pub mod messages;
 pub mod registry;
 pub mod scheduler;
+pub mod sse_session;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -181,7 +182,8 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the actors on the current arbiter.
-    pub fn start(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>) -> Self {
+    /// `committed_seq`: the highest event seq in the store, where live streams begin.
+    pub fn start(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>, committed_seq: i64) -> Self {
         let d = &settings.delivery;
         let ctx = Arc::new(DeliveryContext {
             db,
@@ -207,7 +209,7 @@ impl Engine {
             let registry = registry::Registry::create(|reg_ctx| {
                 let scheduler = scheduler::Scheduler::new(ctx.clone(), reg_ctx.address()).start();
                 scheduler_addr = Some(scheduler.clone());
-                registry::Registry::new(ctx, writer, scheduler.recipient())
+                registry::Registry::new(ctx, writer, scheduler.recipient(), committed_seq)
             });
             (registry, scheduler_addr.expect("scheduler started"))
         };
@@ -248,6 +250,7 @@ impl Engine {
                 }
             }
             self.dispatch_rows(event, deliveries);
+            self.registry.do_send(registry::Committed(event.seq));
         }
         Ok((published, waits))
     }

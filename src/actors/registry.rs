@@ -10,8 +10,11 @@ use actix::prelude::*;
 use super::DeliveryContext;
 use super::endpoint::{Configure, EndpointActor, Enqueue, Retire};
 use super::messages::{Dispatch, EndpointGone, EndpointUpdated, WakeAt};
+use super::sse_session::{Live, StreamEvent, filter_matches};
 use super::writer::ResultWriter;
+use crate::delivery::envelope::envelope_text;
 use crate::delivery::sender::build_client;
+use crate::store::events;
 
 pub struct Registry {
     ctx: Arc<DeliveryContext>,
@@ -19,11 +22,99 @@ pub struct Registry {
     scheduler: Recipient<WakeAt>,
     client: Option<awc::Client>,
     endpoints: HashMap<String, Addr<EndpointActor>>,
+    streams: HashMap<u64, StreamSubscription>,
+    /// Every event with seq <= hub_cursor has been fanned out to the open streams.
+    hub_cursor: i64,
+    hub_reading: bool,
+    hub_read_again: bool,
 }
 
+/// A stream asks for live events; the answer is the hub cursor H (it sends seq > H).
+#[derive(Message)]
+#[rtype(result = "i64")]
+pub struct StreamSubscription {
+    pub id: u64,
+    pub org_id: String,
+    pub types: Arc<Vec<String>>,
+    pub addr: Recipient<Live>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StreamClosed(pub u64);
+
+/// Events up to this seq are committed (published here, or announced by another node).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Committed(pub i64);
+
+/// Events read per hub round.
+const HUB_BATCH: i64 = 1000;
+
 impl Registry {
-    pub fn new(ctx: Arc<DeliveryContext>, writer: Addr<ResultWriter>, scheduler: Recipient<WakeAt>) -> Self {
-        Self { ctx, writer, scheduler, client: None, endpoints: HashMap::new() }
+    pub fn new(
+        ctx: Arc<DeliveryContext>,
+        writer: Addr<ResultWriter>,
+        scheduler: Recipient<WakeAt>,
+        hub_cursor: i64,
+    ) -> Self {
+        Self {
+            ctx,
+            writer,
+            scheduler,
+            client: None,
+            endpoints: HashMap::new(),
+            streams: HashMap::new(),
+            hub_cursor,
+            hub_reading: false,
+            hub_read_again: false,
+        }
+    }
+
+    /// Reads what committed after the hub cursor, once, and hands it to matching streams.
+    fn read_committed(&mut self, ctx: &mut Context<Self>) {
+        if self.hub_reading {
+            self.hub_read_again = true;
+            return;
+        }
+        self.hub_reading = true;
+        let (db, after) = (self.ctx.db.clone(), self.hub_cursor);
+        let read = async move { db.run(move |conn| events::committed_after(conn, after, HUB_BATCH)).await };
+        ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
+            act.hub_reading = false;
+            match result {
+                Ok(batch) => {
+                    let full = batch.len() as i64 == HUB_BATCH;
+                    for e in batch {
+                        act.hub_cursor = e.seq;
+                        let subscribers: Vec<&StreamSubscription> = act
+                            .streams
+                            .values()
+                            .filter(|s| s.org_id == e.org_id && filter_matches(&s.types, &e.event_type))
+                            .collect();
+                        if subscribers.is_empty() {
+                            continue;
+                        }
+                        let shared = Arc::new(StreamEvent {
+                            seq: e.seq,
+                            org_id: e.org_id.clone(),
+                            event_type: e.event_type.clone(),
+                            data: envelope_text(&e),
+                        });
+                        for s in subscribers {
+                            s.addr.do_send(Live(shared.clone()));
+                        }
+                    }
+                    if full || std::mem::take(&mut act.hub_read_again) {
+                        act.read_committed(ctx);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("stream hub could not read events: {}", e.message);
+                    ctx.run_later(std::time::Duration::from_millis(500), |act, ctx| act.read_committed(ctx));
+                }
+            }
+        }));
     }
 
     fn client(&mut self) -> awc::Client {
@@ -108,5 +199,41 @@ impl Handler<CountActors> for Registry {
 
     fn handle(&mut self, _: CountActors, _: &mut Context<Self>) -> usize {
         self.actor_count()
+    }
+}
+
+impl Handler<StreamSubscription> for Registry {
+    type Result = i64;
+
+    fn handle(&mut self, msg: StreamSubscription, _: &mut Context<Self>) -> i64 {
+        self.streams.insert(msg.id, msg);
+        self.hub_cursor
+    }
+}
+
+impl Handler<StreamClosed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: StreamClosed, _: &mut Context<Self>) {
+        self.streams.remove(&msg.0);
+    }
+}
+
+impl Handler<Committed> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
+        if msg.0 <= self.hub_cursor {
+            return;
+        }
+        if self.streams.is_empty() {
+            // Commits are in seq order, so everything up to here is committed: nobody
+            // listens, nothing to read.
+            if !self.hub_reading {
+                self.hub_cursor = msg.0;
+            }
+            return;
+        }
+        self.read_committed(ctx);
     }
 }

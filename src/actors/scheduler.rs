@@ -126,6 +126,7 @@ impl Scheduler {
                     log::warn!("endpoint {} disabled: no success since {:?}", ep.id, ep.failing_since);
                     registry.do_send(super::messages::EndpointGone(ep.id.clone()));
                     if let crate::store::events::Published::Created { event, deliveries } = published {
+                        act.registry.do_send(super::registry::Committed(event.seq));
                         let rows = deliveries.into_iter().map(|(d, e)| (d, event.clone(), e)).collect();
                         for batch in dispatches(rows, act.ctx.settings.delivery.max_in_flight) {
                             act.registry.do_send(batch);

@@ -68,11 +68,8 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     validate_type_name(&body.name).map_err(|m| ApiError::invalid_field(&["name"], m))?;
-    if let Some(schema) = &body.schema
-        && !schema.is_object()
-        && !schema.is_boolean()
-    {
-        return Err(ApiError::invalid_field(&["schema"], "must be a JSON Schema object"));
+    if let Some(schema) = &body.schema {
+        crate::json_schema::check_schema(schema).map_err(|m| ApiError::invalid_field(&["schema"], m))?;
     }
     let row = EventType {
         id: new_id("et"),

@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
+pub mod stream;
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, Route, web};
@@ -70,6 +71,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/endpoints/{id}/deliveries" => endpoints::deliveries, 200, ApiKey, "An endpoint's delivery log (?status=)"),
     route!(POST "/v1/events" => events::publish, 202, ApiKey, "Publish an event (?wait=true answers after the first attempts)"),
     route!(GET "/v1/events" => events::list, 200, ApiKey, "List events (?type=&from=&to=)"),
+    // Before /v1/events/{id}, which would otherwise match "stream".
+    route!(GET "/v1/events/stream" => stream::stream, 200, ApiKey, "Server-Sent Events (?types=a,b.*; Last-Event-ID resumes; ?token=)"),
+    route!(POST "/v1/stream-tokens" => stream::create_token, 201, ApiKey, "A short-lived token for ?token= on the stream"),
     route!(GET "/v1/events/{id}" => events::get, 200, ApiKey, "One event with the status of each delivery"),
     route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),
     route!(POST "/v1/deliveries/{id}/retry" => deliveries::retry, 202, ApiKey, "Try a delivery again now"),

@@ -7,6 +7,10 @@ use crate::store::events::Event;
 use crate::timefmt::rfc3339;
 
 pub fn envelope(event: &Event) -> Bytes {
+    Bytes::from(envelope_text(event))
+}
+
+pub fn envelope_text(event: &Event) -> String {
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
     let mut out = String::with_capacity(event.payload.len() + 160);
     out.push_str("{\"id\":");
@@ -22,7 +26,7 @@ pub fn envelope(event: &Event) -> Bytes {
     out.push_str(",\"data\":");
     out.push_str(&event.payload);
     out.push('}');
-    Bytes::from(out)
+    out
 }
 
 #[cfg(test)]

@@ -155,3 +155,50 @@ pub fn list(
 fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
+
+/// The highest sequence number committed so far (0 when there is none).
+pub fn max_seq(conn: &mut DbConn) -> Result<i64, ApiError> {
+    Ok(ev::events.select(diesel::dsl::max(ev::seq)).first::<Option<i64>>(conn)?.unwrap_or(0))
+}
+
+/// Events after `after_seq`, up to `until_seq`, oldest first: what the stream hub fans out.
+pub fn committed_after(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<Event>, ApiError> {
+    Ok(ev::events
+        .filter(ev::seq.gt(after_seq))
+        .order(ev::seq.asc())
+        .limit(limit)
+        .select(Event::as_select())
+        .load(conn)?)
+}
+
+/// One page of an organisation's events for a resuming stream, oldest first, filtered by
+/// type (exact names and `prefix.*`); walks the (org_id, seq) index from the cursor.
+pub fn stream_page(
+    conn: &mut DbConn,
+    org_id: &str,
+    types: &[String],
+    after_seq: i64,
+    until_seq: i64,
+    limit: i64,
+) -> Result<Vec<Event>, ApiError> {
+    let mut q = ev::events
+        .filter(ev::org_id.eq(org_id))
+        .filter(ev::seq.gt(after_seq))
+        .filter(ev::seq.le(until_seq))
+        .into_boxed();
+    if !types.is_empty() && !types.iter().any(|t| t == "*") {
+        let exact: Vec<String> = types.iter().filter(|t| !t.ends_with('*')).cloned().collect();
+        let mut cond: Box<
+            dyn BoxableExpression<
+                    super::schema::events::table,
+                    super::DbBackend,
+                    SqlType = diesel::sql_types::Bool,
+                >,
+        > = Box::new(ev::event_type.eq_any(exact));
+        for prefix in types.iter().filter_map(|t| t.strip_suffix('*')) {
+            cond = Box::new(cond.or(ev::event_type.like(format!("{}%", escape_like(prefix))).escape('\\')));
+        }
+        q = q.filter(cond);
+    }
+    Ok(q.order(ev::seq.asc()).limit(limit).select(Event::as_select()).load(conn)?)
+}

@@ -155,6 +155,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stream_tokens (token_hash) {
+        token_hash -> Text,
+        org_id -> Text,
+        types -> Nullable<Text>,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(deliveries -> endpoints (endpoint_id));
 diesel::joinable!(deliveries -> events (event_seq));
@@ -172,4 +181,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     receipts,
     idempotency_keys,
     sessions,
+    stream_tokens,
 );

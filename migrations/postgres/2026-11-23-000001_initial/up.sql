@@ -145,3 +145,11 @@ CREATE TABLE sessions (
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+
+-- Short-lived tokens for EventSource clients (which cannot send headers).
+CREATE TABLE stream_tokens (
+    token_hash TEXT PRIMARY KEY NOT NULL,
+    org_id TEXT NOT NULL REFERENCES organizations (id),
+    types TEXT,
+    expires_at BIGINT NOT NULL
+);

@@ -1,0 +1,127 @@
+//! `GET /v1/events/stream`: Server-Sent Events, one `SseSession` actor per connection.
+//! `POST /v1/stream-tokens`: short-lived tokens for clients that cannot send headers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::http::header::ContentEncoding;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_lab::sse::Sse;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actors::sse_session::SseSession;
+use crate::api::auth::{OrgAuth, authenticate};
+use crate::api::event_types::validate_type_name;
+use crate::api::json::Json;
+use crate::error::ApiError;
+use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
+use crate::state::AppState;
+use crate::store::stream_tokens;
+use crate::timefmt::rfc3339;
+
+/// What a client is told to wait before reconnecting.
+const RETRY_HINT: Duration = Duration::from_secs(2);
+const TOKEN_TTL_MS: i64 = 15 * 60 * 1000;
+const MAX_TYPES: usize = 50;
+
+/// Parses a type filter list: exact names, `prefix.*`, or `*`.
+fn parse_types(field: &str, items: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if items.len() > MAX_TYPES {
+        return Err(ApiError::invalid_field(&[field], format!("at most {MAX_TYPES} types")));
+    }
+    for t in &items {
+        if t != "*" && validate_type_name(t.strip_suffix(".*").unwrap_or(t)).is_err() {
+            return Err(ApiError::invalid_field(
+                &[field],
+                format!("{t:?} is not an event type or a prefix like order.*"),
+            ));
+        }
+    }
+    Ok(items)
+}
+
+fn split_types(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
+    let items = query
+        .get("types")
+        .map(|s| s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect())
+        .unwrap_or_default();
+    parse_types("types", items)
+}
+
+fn last_event_id(req: &HttpRequest, query: &HashMap<String, String>) -> Result<Option<i64>, ApiError> {
+    let raw = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| query.get("last_event_id").cloned());
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| ApiError::invalid_field(&["Last-Event-ID"], "must be an event sequence number")),
+    }
+}
+
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut types = split_types(&query)?;
+    let org_id = match query.get("token") {
+        Some(token) => {
+            let hash = sha256_hex(token.as_bytes());
+            let found = state.db.run(move |conn| stream_tokens::find_valid(conn, &hash, now_ms())).await?;
+            let (org_id, bound) =
+                found.ok_or_else(|| ApiError::unauthorized("Invalid or expired stream token"))?;
+            let bound: Vec<String> = bound.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+            if !bound.is_empty() {
+                if !types.is_empty() && types != bound {
+                    return Err(ApiError::forbidden("This token is bound to other event types"));
+                }
+                types = bound;
+            }
+            org_id
+        }
+        None => authenticate(&req).await?.org_id,
+    };
+    let resume_after = last_event_id(&req, &query)?;
+    let (tx, rx) = tokio::sync::mpsc::channel(state.settings.sse.mailbox);
+    SseSession::new(state.engine.ctx.clone(), state.engine.registry.clone(), org_id, types, resume_after, tx)
+        .start();
+    let body = Sse::from_infallible_receiver(rx).with_retry_duration(RETRY_HINT);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(ContentEncoding::Identity)
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("x-accel-buffering", "no"))
+        .body(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    types: Option<Vec<String>>,
+}
+
+pub async fn create_token(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    body: Json<NewToken>,
+) -> Result<HttpResponse, ApiError> {
+    let types = parse_types("types", body.0.types.unwrap_or_default())?;
+    let token = format!("st_{}", url_safe_token(&random::<24>()));
+    let expires_at = now_ms() + TOKEN_TTL_MS;
+    let (hash, org) = (sha256_hex(token.as_bytes()), auth.org_id);
+    let stored_types = (!types.is_empty()).then(|| serde_json::to_string(&types).expect("strings serialise"));
+    state
+        .db
+        .run(move |conn| stream_tokens::insert(conn, &hash, &org, stored_types.as_deref(), expires_at))
+        .await?;
+    Ok(HttpResponse::Created()
+        .json(json!({"token": token, "expires_at": rfc3339(expires_at), "types": types})))
+}

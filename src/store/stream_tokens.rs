@@ -1,0 +1,42 @@
+//! Short-lived stream tokens: stored hashed, bound to an organisation and a type filter.
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::schema::stream_tokens::dsl as t;
+use crate::error::ApiError;
+
+pub fn insert(
+    conn: &mut DbConn,
+    hash: &str,
+    org_id: &str,
+    types: Option<&str>,
+    expires_at: i64,
+) -> Result<(), ApiError> {
+    diesel::insert_into(t::stream_tokens)
+        .values((
+            t::token_hash.eq(hash),
+            t::org_id.eq(org_id),
+            t::types.eq(types),
+            t::expires_at.eq(expires_at),
+        ))
+        .execute(conn)?;
+    // Expired tokens are of no use to anyone; clear them as new ones are made.
+    diesel::delete(t::stream_tokens.filter(t::expires_at.lt(expires_at - 24 * 60 * 60 * 1000)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// (organisation, types JSON) of a token that has not expired.
+pub fn find_valid(
+    conn: &mut DbConn,
+    hash: &str,
+    now: i64,
+) -> Result<Option<(String, Option<String>)>, ApiError> {
+    Ok(t::stream_tokens
+        .filter(t::token_hash.eq(hash))
+        .filter(t::expires_at.gt(now))
+        .select((t::org_id, t::types))
+        .first(conn)
+        .optional()?)
+}
