@@ -5,3 +5,5 @@ mod helpers;
 
 mod cli;
 mod foundation;
+mod sse_client;
+mod stream;
