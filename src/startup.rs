@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::Engine;
+use crate::actors::inbound::Inbound;
 use crate::api;
 use crate::api::admin::issue_key;
 use crate::config::Settings;
@@ -66,6 +67,7 @@ impl Application {
             keys: Default::default(),
             limiter: Default::default(),
             metrics,
+            inbound: actix::Actor::start(Inbound::new(engine.clone())),
             engine,
         });
         let app_state = state.clone();

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::actors::Engine;
+use crate::actors::inbound::Inbound;
 use crate::api::auth::KeyCache;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::Settings;
@@ -16,4 +17,5 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
     pub engine: Engine,
+    pub inbound: actix::Addr<Inbound>,
 }

@@ -4,6 +4,7 @@
 //! holds: publish (store first, then hand the deliveries to the actors) and notify changes.
 
 pub mod endpoint;
+pub mod inbound;
 pub mod messages;
 pub mod registry;
 pub mod scheduler;
@@ -237,22 +238,29 @@ impl Engine {
         let published =
             self.ctx.db.run(move |conn| events::publish(conn, &new, only_endpoint.as_ref(), &lease)).await?;
         let mut waits = Vec::new();
-        if let Published::Created { event, deliveries } = &published {
-            self.ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if wait {
-                for (d, _) in deliveries {
-                    let rx = self.ctx.waiters.register(&d.id);
-                    waits.push(FirstAttempt {
-                        delivery_id: d.id.clone(),
-                        endpoint_id: d.endpoint_id.clone(),
-                        rx,
-                    });
-                }
+        if let Published::Created { deliveries, .. } = &published
+            && wait
+        {
+            for (d, _) in deliveries {
+                let rx = self.ctx.waiters.register(&d.id);
+                waits.push(FirstAttempt {
+                    delivery_id: d.id.clone(),
+                    endpoint_id: d.endpoint_id.clone(),
+                    rx,
+                });
             }
+        }
+        self.announce(&published);
+        Ok((published, waits))
+    }
+
+    /// After a commit: hands a new event's deliveries to the actors and wakes the streams.
+    pub fn announce(&self, published: &Published) {
+        if let Published::Created { event, deliveries } = published {
+            self.ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.dispatch_rows(event, deliveries);
             self.registry.do_send(registry::Committed(event.seq));
         }
-        Ok((published, waits))
     }
 
     fn dispatch_rows(&self, event: &Event, deliveries: &[(Delivery, Endpoint)]) {

@@ -9,11 +9,13 @@ pub mod event_types;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod inbound;
 pub mod json;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
+pub mod sources;
 pub mod stream;
 
 use actix_web::http::Method;
@@ -27,6 +29,8 @@ pub enum Access {
     Public,
     ApiKey,
     Admin,
+    /// A provider's signature over the body (inbound webhooks).
+    Signature,
 }
 
 pub struct RouteSpec {
@@ -78,6 +82,13 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),
     route!(POST "/v1/deliveries/{id}/retry" => deliveries::retry, 202, ApiKey, "Try a delivery again now"),
     route!(GET "/v1/dead-letters" => deliveries::dead_letters, 200, ApiKey, "Deliveries that exhausted their retries (?endpoint_id=)"),
+    route!(POST "/v1/sources" => sources::create, 201, ApiKey, "Create an inbound source {name, kind, secret, event_type_prefix?}"),
+    route!(GET "/v1/sources" => sources::list, 200, ApiKey, "List inbound sources"),
+    route!(GET "/v1/sources/{id}" => sources::get, 200, ApiKey, "One inbound source"),
+    route!(DELETE "/v1/sources/{id}" => sources::delete, 204, ApiKey, "Delete an inbound source"),
+    route!(POST "/v1/sources/{id}/rotate-secret" => sources::rotate_secret, 200, ApiKey, "Accept a new provider secret (the old one for 24 h)"),
+    route!(GET "/v1/sources/{id}/receipts" => sources::receipts, 200, ApiKey, "What arrived at a source"),
+    route!(POST "/v1/inbound/{source_id}" => inbound::ingest, 200, Signature, "A provider's webhook, authenticated by its signature"),
     route!(POST "/v1/dead-letters/replay" => deliveries::replay_dead_letters, 202, ApiKey, "Re-queue dead letters {ids?, endpoint_id?}"),
 ];
 

@@ -19,7 +19,7 @@ pub fn document() -> Value {
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         let security = match spec.access {
-            Access::Public => json!([]),
+            Access::Public | Access::Signature => json!([]),
             Access::ApiKey => json!([{"apiKey": []}]),
             Access::Admin => json!([{"adminToken": []}]),
         };

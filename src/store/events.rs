@@ -60,37 +60,7 @@ pub fn publish(
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
 ) -> Result<Published, ApiError> {
-    let attempt = write_txn(conn, |c| {
-        if let Some(existing) = find(c, &new.org_id, &new.id)? {
-            let delivery_count = count_deliveries(c, existing.seq)?;
-            return Ok(Published::Existing { event: existing, delivery_count });
-        }
-        if let DbConn::Pg(pg) = c {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
-        }
-        diesel::insert_into(ev::events).values(new).execute(c).map_err(|e| {
-            if super::is_unique_violation(&e) {
-                ApiError::conflict("event id already used")
-            } else {
-                e.into()
-            }
-        })?;
-        let event =
-            find(c, &new.org_id, &new.id)?.ok_or_else(|| ApiError::internal("inserted event vanished"))?;
-        let targets = match only_endpoint {
-            Some(ep) => vec![ep.clone()],
-            None => endpoints::subscribed(c, &new.org_id, &new.event_type)?,
-        };
-        let rows: Vec<NewDelivery> = targets
-            .iter()
-            .map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease)))
-            .collect();
-        if !rows.is_empty() {
-            super::insert_all!(c, d::deliveries, &rows)?;
-        }
-        let deliveries = rows.into_iter().map(NewDelivery::into_delivery).zip(targets).collect();
-        Ok(Published::Created { event, deliveries })
-    });
+    let attempt = write_txn(conn, |c| publish_in_txn(c, new, only_endpoint, lease));
     match attempt {
         // A concurrent publish of the same id won: answer with its event.
         Err(e) if e.code == "CONFLICT" => match find(conn, &new.org_id, &new.id)? {
@@ -102,6 +72,38 @@ pub fn publish(
         },
         other => other,
     }
+}
+
+/// `publish` inside a transaction the caller holds (inbound stores its receipt beside it).
+pub fn publish_in_txn(
+    c: &mut DbConn,
+    new: &NewEvent,
+    only_endpoint: Option<&Endpoint>,
+    lease: &Lease,
+) -> Result<Published, ApiError> {
+    if let Some(existing) = find(c, &new.org_id, &new.id)? {
+        let delivery_count = count_deliveries(c, existing.seq)?;
+        return Ok(Published::Existing { event: existing, delivery_count });
+    }
+    if let DbConn::Pg(pg) = c {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
+    }
+    diesel::insert_into(ev::events).values(new).execute(c).map_err(|e| {
+        if super::is_unique_violation(&e) { ApiError::conflict("event id already used") } else { e.into() }
+    })?;
+    let event =
+        find(c, &new.org_id, &new.id)?.ok_or_else(|| ApiError::internal("inserted event vanished"))?;
+    let targets = match only_endpoint {
+        Some(ep) => vec![ep.clone()],
+        None => endpoints::subscribed(c, &new.org_id, &new.event_type)?,
+    };
+    let rows: Vec<NewDelivery> =
+        targets.iter().map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease))).collect();
+    if !rows.is_empty() {
+        super::insert_all!(c, d::deliveries, &rows)?;
+    }
+    let deliveries = rows.into_iter().map(NewDelivery::into_delivery).zip(targets).collect();
+    Ok(Published::Created { event, deliveries })
 }
 
 pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, ApiError> {

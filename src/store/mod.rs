@@ -28,6 +28,7 @@ pub mod events;
 pub mod idempotency;
 pub mod orgs;
 pub mod schema;
+pub mod sources;
 pub mod stream_tokens;
 
 use std::time::Duration;

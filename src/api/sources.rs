@@ -1,0 +1,196 @@
+//! Inbound sources: where providers send their webhooks, and the receipts of what came.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::auth::OrgAuth;
+use crate::api::json::Json;
+use crate::api::pagination::{PageRequest, page};
+use crate::error::ApiError;
+use crate::ids::{new_id, now_ms};
+use crate::state::AppState;
+use crate::store::sources::{self, Receipt, Source};
+use crate::timefmt::{rfc3339, rfc3339_opt};
+
+pub const KINDS: &[&str] = &["stripe", "github", "standard-webhooks", "hmac-sha256"];
+const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    name: String,
+    kind: String,
+    secret: String,
+    event_type_prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSourceSecret {
+    secret: String,
+}
+
+#[derive(Serialize)]
+struct SourceView {
+    id: String,
+    name: String,
+    kind: String,
+    event_type_prefix: String,
+    ingest_path: String,
+    created_at: String,
+    previous_secret_expires_at: Option<String>,
+}
+
+impl From<&Source> for SourceView {
+    fn from(s: &Source) -> Self {
+        Self {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            kind: s.kind.clone(),
+            event_type_prefix: s.event_type_prefix.clone(),
+            ingest_path: format!("/v1/inbound/{}", s.id),
+            created_at: rfc3339(s.created_at),
+            previous_secret_expires_at: rfc3339_opt(s.previous_secret_expires_at.filter(|t| *t > now_ms())),
+        }
+    }
+}
+
+fn receipt_view(r: Receipt) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "received_at": rfc3339(r.received_at),
+        "provider_event_id": r.provider_event_id,
+        "verified": r.verified,
+        "duplicate": r.duplicate,
+        "error": r.error,
+        "event_id": r.event_id,
+    })
+}
+
+fn check_secret(secret: &str) -> Result<(), ApiError> {
+    if secret.len() < 8 || secret.len() > 512 || secret.bytes().any(|b| b.is_ascii_control()) {
+        return Err(ApiError::invalid_field(&["secret"], "must be 8 to 512 characters"));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    body: Json<CreateSource>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    if !KINDS.contains(&b.kind.as_str()) {
+        return Err(ApiError::invalid_field(&["kind"], format!("must be one of {}", KINDS.join(", "))));
+    }
+    if b.name.trim().is_empty() || b.name.len() > 100 {
+        return Err(ApiError::invalid_field(&["name"], "must be 1 to 100 characters"));
+    }
+    check_secret(&b.secret)?;
+    // Stripe and GitHub events get their provider's name in front unless told otherwise.
+    let prefix = b.event_type_prefix.unwrap_or_else(|| match b.kind.as_str() {
+        "stripe" | "github" => format!("{}.", b.kind),
+        _ => String::new(),
+    });
+    let probe = format!("{prefix}x");
+    if !prefix.is_empty() && crate::api::event_types::validate_type_name(&probe).is_err() {
+        return Err(ApiError::invalid_field(
+            &["event_type_prefix"],
+            "must be dot-separated segments ending in '.', like stripe.",
+        ));
+    }
+    let source = Source {
+        id: new_id("src"),
+        org_id: auth.org_id,
+        name: b.name.trim().to_string(),
+        kind: b.kind,
+        secret: b.secret,
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        event_type_prefix: prefix,
+        created_at: now_ms(),
+        deleted_at: None,
+    };
+    let view = SourceView::from(&source);
+    state.db.run(move |conn| sources::insert(conn, &source)).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+pub async fn list(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let req = PageRequest::from_query(&query)?;
+    let (after, fetch) = (req.after.clone(), req.fetch());
+    let rows = state.db.run(move |conn| sources::list(conn, &auth.org_id, after.as_deref(), fetch)).await?;
+    Ok(HttpResponse::Ok().json(page(rows, &req, |s| s.id.clone(), |s| SourceView::from(&s))))
+}
+
+pub async fn get(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let source = state.db.run(move |conn| sources::find(conn, &auth.org_id, &id)).await?;
+    Ok(HttpResponse::Ok().json(SourceView::from(&source)))
+}
+
+pub async fn delete(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let deleted = state.db.run(move |conn| sources::soft_delete(conn, &auth.org_id, &id, now_ms())).await?;
+    if !deleted {
+        return Err(ApiError::not_found("Source"));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The provider issued a new secret: herald accepts both for 24 hours.
+pub async fn rotate_secret(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<RotateSourceSecret>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = body.0.secret;
+    check_secret(&secret)?;
+    let id = path.into_inner();
+    let source = state
+        .db
+        .run(move |conn| {
+            let mut s = sources::find(conn, &auth.org_id, &id)?;
+            s.previous_secret = Some(std::mem::replace(&mut s.secret, secret));
+            s.previous_secret_expires_at = Some(now_ms() + ROTATION_GRACE_MS);
+            sources::save(conn, &s)?;
+            Ok(s)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(SourceView::from(&source)))
+}
+
+pub async fn receipts(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let req = PageRequest::from_query(&query)?;
+    let id = path.into_inner();
+    let (after, fetch) = (req.after.clone(), req.fetch());
+    let rows = state
+        .db
+        .run(move |conn| {
+            let source = sources::find(conn, &auth.org_id, &id)?;
+            sources::receipts(conn, &source.id, after.as_deref(), fetch)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page(rows, &req, |r| r.id.clone(), receipt_view)))
+}

@@ -1,0 +1,175 @@
+//! Inbound sources and the receipts of what arrived at them.
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::events::{Lease, NewEvent, Published, publish_in_txn};
+use super::schema::receipts::dsl as r;
+use super::schema::sources::dsl as s;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = super::schema::sources)]
+#[diesel(treat_none_as_null = true)]
+pub struct Source {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub kind: String,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
+    pub event_type_prefix: String,
+    pub created_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+impl Source {
+    /// The secrets a signature may be made with: the current one, then the previous one
+    /// during its grace period.
+    pub fn secrets(&self, now: i64) -> Vec<&str> {
+        let mut out = vec![self.secret.as_str()];
+        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
+            && until > now
+        {
+            out.push(prev);
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::receipts)]
+pub struct Receipt {
+    pub id: String,
+    pub source_id: String,
+    pub org_id: String,
+    pub received_at: i64,
+    pub provider_event_id: Option<String>,
+    pub verified: bool,
+    pub duplicate: bool,
+    pub error: Option<String>,
+    pub event_id: Option<String>,
+}
+
+pub fn insert(conn: &mut DbConn, source: &Source) -> Result<(), ApiError> {
+    diesel::insert_into(s::sources).values(source).execute(conn)?;
+    Ok(())
+}
+
+pub fn save(conn: &mut DbConn, source: &Source) -> Result<(), ApiError> {
+    diesel::update(s::sources.find(&source.id)).set(source).execute(conn)?;
+    Ok(())
+}
+
+/// A live source by id alone: inbound requests carry no key, only the source id.
+pub fn find_live(conn: &mut DbConn, id: &str) -> Result<Option<Source>, ApiError> {
+    Ok(s::sources
+        .filter(s::id.eq(id))
+        .filter(s::deleted_at.is_null())
+        .select(Source::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Source, ApiError> {
+    find_live(conn, id)?.filter(|src| src.org_id == org_id).ok_or_else(|| ApiError::not_found("Source"))
+}
+
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Source>, ApiError> {
+    let mut q = s::sources.filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()).into_boxed();
+    if let Some(c) = before_id {
+        q = q.filter(s::id.lt(c.to_string()));
+    }
+    Ok(q.order(s::id.desc()).limit(limit).select(Source::as_select()).load(conn)?)
+}
+
+pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+    let n = diesel::update(
+        s::sources.filter(s::id.eq(id)).filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()),
+    )
+    .set(s::deleted_at.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+pub fn record_receipt(conn: &mut DbConn, receipt: &Receipt) -> Result<(), ApiError> {
+    diesel::insert_into(r::receipts).values(receipt).execute(conn)?;
+    Ok(())
+}
+
+pub fn receipts(
+    conn: &mut DbConn,
+    source_id: &str,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Receipt>, ApiError> {
+    let mut q = r::receipts.filter(r::source_id.eq(source_id)).into_boxed();
+    if let Some(c) = before_id {
+        q = q.filter(r::id.lt(c.to_string()));
+    }
+    Ok(q.order(r::id.desc()).limit(limit).select(Receipt::as_select()).load(conn)?)
+}
+
+/// The outcome of accepting one verified provider event.
+pub enum Accepted {
+    /// New: stored as this event (with its deliveries).
+    New(Published),
+    /// Seen before for this source: the event it became.
+    Duplicate(Option<String>),
+}
+
+/// In one transaction: a first sighting stores the event, its deliveries and the accepted
+/// receipt; a repeat stores a duplicate receipt. The unique index on accepted receipts makes
+/// this hold across nodes too.
+pub fn accept(
+    conn: &mut DbConn,
+    receipt: Receipt,
+    event: &NewEvent,
+    lease: &Lease,
+) -> Result<Accepted, ApiError> {
+    let provider_id = receipt.provider_event_id.clone().unwrap_or_default();
+    let duplicate_of =
+        |existing: Option<String>| Receipt { duplicate: true, event_id: existing, ..receipt.clone() };
+    let attempt = super::write_txn(conn, |c| {
+        if let Some(existing) = accepted_event(c, &receipt.source_id, &provider_id)? {
+            diesel::insert_into(r::receipts).values(&duplicate_of(existing.clone())).execute(c)?;
+            return Ok(Accepted::Duplicate(existing));
+        }
+        let published = publish_in_txn(c, event, None, lease)?;
+        let accepted = Receipt { event_id: Some(event.id.clone()), ..receipt.clone() };
+        diesel::insert_into(r::receipts).values(&accepted).execute(c).map_err(|e| {
+            if super::is_unique_violation(&e) { ApiError::conflict("already accepted") } else { e.into() }
+        })?;
+        Ok(Accepted::New(published))
+    });
+    match attempt {
+        // Another node accepted the same provider event at the same moment.
+        Err(e) if e.code == "CONFLICT" => {
+            let existing = accepted_event(conn, &receipt.source_id, &provider_id)?.flatten();
+            record_receipt(conn, &duplicate_of(existing.clone()))?;
+            Ok(Accepted::Duplicate(existing))
+        }
+        other => other,
+    }
+}
+
+fn accepted_event(
+    conn: &mut DbConn,
+    source_id: &str,
+    provider_id: &str,
+) -> Result<Option<Option<String>>, ApiError> {
+    Ok(r::receipts
+        .filter(r::source_id.eq(source_id))
+        .filter(r::provider_event_id.eq(provider_id))
+        .filter(r::verified.eq(true))
+        .filter(r::duplicate.eq(false))
+        .select(r::event_id)
+        .first::<Option<String>>(conn)
+        .optional()?)
+}
