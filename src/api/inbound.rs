@@ -69,7 +69,7 @@ fn provider_event_id(source: &Source, req: &HttpRequest, json: &Value) -> Option
 /// The provider's name for what happened (`payment_intent.succeeded`, `pull_request.opened`).
 fn provider_type(source: &Source, req: &HttpRequest, json: &Value) -> String {
     let body_type = json.get("type").and_then(Value::as_str);
-    let t = match source.kind.as_str() {
+    match source.kind.as_str() {
         "github" => {
             let event = header_value(req, "x-github-event").unwrap_or("event");
             match json.get("action").and_then(Value::as_str) {
@@ -79,8 +79,7 @@ fn provider_type(source: &Source, req: &HttpRequest, json: &Value) -> String {
         }
         "hmac-sha256" => body_type.or(header_value(req, "x-webhook-event")).unwrap_or("event").to_string(),
         _ => body_type.unwrap_or("event").to_string(),
-    };
-    t
+    }
 }
 
 /// Makes a provider's type name a valid herald type: other characters become `_`.

@@ -251,3 +251,129 @@ pub fn assert_error(reply: &Reply, status: u16, code: &str) {
     assert!(reply.body["message"].is_string(), "body: {}", reply.text);
     assert!(reply.header("x-request-id").is_some(), "every answer carries X-Request-Id");
 }
+
+/// As `both_backends!`, with settings adjusted before the start:
+/// `both_backends_with!(name, |s: &mut herald::Settings| { ... }, |app: TestApp| async move { ... });`
+#[macro_export]
+macro_rules! both_backends_with {
+    ($name:ident, $adjust:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[actix_web::test]
+            async fn sqlite() {
+                let app =
+                    $crate::helpers::spawn_app_with($crate::helpers::Backend::Sqlite, $adjust).await.unwrap();
+                ($body)(app).await;
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                let Some(app) =
+                    $crate::helpers::spawn_app_with($crate::helpers::Backend::Postgres, $adjust).await
+                else {
+                    return;
+                };
+                ($body)(app).await;
+            }
+        }
+    };
+}
+
+/// Starts herald on a database an earlier start already set up (a restart): no key is
+/// printed again, so the caller passes the first start's key. The app owns `database`
+/// from here on and cleans it up when dropped.
+pub async fn spawn_app_on(
+    database: FreshDatabase,
+    default_key: String,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_logging();
+    let FreshDatabase { url, tempdir, pg_database } = database;
+    let mut settings = test_settings();
+    settings.database.url = url;
+    adjust(&mut settings);
+    let app = Application::build_with(settings, test_routes).await.expect("application restarts");
+    assert!(app.bootstrap_key.is_none(), "a restart on a set-up database prints no new key");
+    let port = app.port();
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        default_key,
+        client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
+        handle,
+        _tempdir: tempdir,
+        pg_database,
+    }
+}
+
+/// Ends a herald started by `spawn_crashable_app` as abruptly as a killed process.
+pub struct Crash {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts herald on its own thread and its own actix System, on `settings.database.url`
+/// (which the caller owns: the returned `TestApp` drops no database). `Crash::crash` stops
+/// the HTTP server and the System and drops its runtime: every actor, timer and in-flight
+/// webhook request of that herald is gone at once, with nothing written on the way out
+/// (leases stay as they were), as after `kill -9`.
+pub async fn spawn_crashable_app(settings: Settings) -> (TestApp, Crash) {
+    init_logging();
+    type Ready = (u16, Option<String>, actix_web::dev::ServerHandle);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("crashable-herald".into())
+        .spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let app = Application::build_with(settings, test_routes).await.expect("application starts");
+                let handle = app.handle();
+                let _ = ready_tx.send((app.port(), app.bootstrap_key.clone(), handle.clone()));
+                actix_web::rt::spawn(app.run_until_stopped());
+                actix_web::rt::spawn(async move {
+                    // A send or a dropped `Crash` both end this herald.
+                    let _ = stop_rx.await;
+                    handle.stop(false).await;
+                    actix_web::rt::System::current().stop();
+                });
+            });
+            let _ = system.run();
+            // Dropping the runner here drops the runtime and every task still on it.
+        })
+        .expect("spawn the crashable herald's thread");
+    let (port, key, handle) = ready_rx.await.expect("the crashable herald started (see its panic above)");
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        default_key: key.expect("a fresh database prints a key"),
+        client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
+        handle,
+        _tempdir: None,
+        pg_database: None,
+    };
+    (app, Crash { stop: Some(stop_tx), thread: Some(thread) })
+}
+
+impl Crash {
+    /// Kills that herald and waits (at most 15 s) until its thread has ended.
+    pub async fn crash(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let thread = self.thread.take().expect("crashed once");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !thread.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the crashed herald's thread did not end within 15 s"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}

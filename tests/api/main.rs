@@ -4,6 +4,9 @@
 mod helpers;
 
 mod cli;
+mod delivery;
 mod foundation;
+mod inbound;
+mod receiver;
 mod sse_client;
 mod stream;
