@@ -223,3 +223,30 @@ async fn slow_client_is_cut_off_and_resumes_sqlite() {
 async fn slow_client_is_cut_off_and_resumes_postgres() {
     slow_client_is_cut_off_and_resumes(Backend::Postgres).await;
 }
+
+both_backends!(closed_streams_stop_their_actors, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    let open_streams = |text: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("herald_streams_open "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("herald_streams_open in /metrics")
+    };
+    for _ in 0..300 {
+        let mut s = connect(&app, "/v1/events/stream", &[auth(&key)]).await;
+        assert_eq!(s.status, 200);
+        assert!(matches!(s.next_frame(WAIT).await, Some(Frame::Retry(_))));
+        drop(s);
+    }
+    // Each closed connection's actor notices (keep-alive write or closed channel) and stops.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut open = i64::MAX;
+    while tokio::time::Instant::now() < deadline {
+        open = open_streams(&app.request("GET", "/metrics", None, None).await.text);
+        if open == 0 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(open, 0, "every session actor stopped");
+});
