@@ -20,6 +20,9 @@ use crate::state::AppState;
 use crate::store::orgs::{self, Org};
 use crate::store::{Db, DbConn};
 
+/// How long shutdown waits for buffered delivery results to be written.
+const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -83,7 +86,9 @@ impl Application {
                 .default_service(web::to(api::not_found))
         })
         .listen(listener)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        // Streams never finish by themselves; do not let them hold a shutdown for long.
+        .shutdown_timeout(SHUTDOWN_DRAIN.as_secs());
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers.max(1));
         }
@@ -94,9 +99,12 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM, or the handle).
+    /// Serves until the server is stopped (SIGINT/SIGTERM, or the handle): stops accepting,
+    /// lets answers in progress finish, then writes pending results and releases its claims.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.engine.release_all(SHUTDOWN_DRAIN).await;
+        result
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {

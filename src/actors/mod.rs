@@ -179,6 +179,7 @@ pub struct Engine {
     pub ctx: Arc<DeliveryContext>,
     pub registry: Addr<registry::Registry>,
     pub scheduler: Addr<scheduler::Scheduler>,
+    pub writer: Addr<writer::ResultWriter>,
 }
 
 impl Engine {
@@ -204,6 +205,7 @@ impl Engine {
             waiters: Waiters::default(),
         });
         let writer = writer::ResultWriter::new(ctx.clone()).start();
+        let writer_addr = writer.clone();
         let (registry, scheduler) = {
             let ctx = ctx.clone();
             let mut scheduler_addr = None;
@@ -214,7 +216,7 @@ impl Engine {
             });
             (registry, scheduler_addr.expect("scheduler started"))
         };
-        Self { ctx, registry, scheduler }
+        Self { ctx, registry, scheduler, writer: writer_addr }
     }
 
     /// Stores the event and its deliveries (one transaction), then hands them to the actors.
@@ -281,6 +283,26 @@ impl Engine {
             self.registry.do_send(EndpointUpdated(Arc::new(snapshot)));
         } else {
             self.registry.do_send(EndpointGone(ep.id.clone()));
+        }
+    }
+
+    /// On shutdown: write what is buffered (bounded in time), then give this node's claims
+    /// back so other nodes, or the next start, take them over at once instead of after the
+    /// lease. Attempts still in flight are answered by nobody and will be sent again.
+    pub async fn release_all(&self, within: std::time::Duration) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.do_send(writer::Drain(tx));
+        if tokio::time::timeout(within, rx).await.is_err() {
+            log::warn!(
+                "shutdown: results still unwritten after {within:?}; their deliveries will be retried"
+            );
+        }
+        let owner = self.ctx.node_id.clone();
+        match self.ctx.db.run(move |conn| crate::store::deliveries::release_node(conn, &owner)).await {
+            Ok(n) => log::info!("shutdown: released {n} claimed deliveries"),
+            Err(e) => {
+                log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e.message)
+            }
         }
     }
 

@@ -143,6 +143,9 @@ impl Handler<Dispatch> for Registry {
 
     fn handle(&mut self, msg: Dispatch, _: &mut Context<Self>) {
         if !msg.endpoint.active {
+            // Disabled or deleted meanwhile: give the work back so it is not held (and
+            // renewed) here forever; it is claimed again if the endpoint is re-enabled.
+            EndpointActor::release_leases(&self.ctx, &msg.endpoint.id);
             return;
         }
         let id = msg.endpoint.id.clone();

@@ -24,15 +24,28 @@ pub struct ResultWriter {
     /// The latest circuit state per endpoint; earlier ones are superseded.
     circuits: HashMap<String, CircuitUpdate>,
     flushing: bool,
+    /// Callers waiting for everything buffered to be written (shutdown).
+    drained: Vec<tokio::sync::oneshot::Sender<()>>,
 }
+
+/// Answers once every result handed over so far has been written.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain(pub tokio::sync::oneshot::Sender<()>);
 
 impl ResultWriter {
     pub fn new(ctx: Arc<DeliveryContext>) -> Self {
-        Self { ctx, updates: Vec::new(), circuits: HashMap::new(), flushing: false }
+        Self { ctx, updates: Vec::new(), circuits: HashMap::new(), flushing: false, drained: Vec::new() }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.flushing || (self.updates.is_empty() && self.circuits.is_empty()) {
+        if self.flushing {
+            return;
+        }
+        if self.updates.is_empty() && self.circuits.is_empty() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
             return;
         }
         self.flushing = true;
@@ -87,6 +100,15 @@ impl Handler<Record> for ResultWriter {
             }
             self.circuits.insert(c.endpoint_id.clone(), c);
         }
+        self.flush(ctx);
+    }
+}
+
+impl Handler<Drain> for ResultWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) {
+        self.drained.push(msg.0);
         self.flush(ctx);
     }
 }

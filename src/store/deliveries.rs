@@ -296,6 +296,13 @@ pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Re
     .execute(conn)?)
 }
 
+/// Gives back every claim this node holds (graceful shutdown).
+pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, ApiError> {
+    Ok(diesel::update(d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")))
+        .set((d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>)))
+        .execute(conn)?)
+}
+
 /// Which deliveries a replay re-queues.
 pub struct ReplaySelection<'a> {
     pub org_id: &'a str,

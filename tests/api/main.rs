@@ -8,5 +8,6 @@ mod delivery;
 mod foundation;
 mod inbound;
 mod receiver;
+mod shutdown;
 mod sse_client;
 mod stream;
