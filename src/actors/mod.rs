@@ -216,6 +216,14 @@ impl Engine {
             });
             (registry, scheduler_addr.expect("scheduler started"))
         };
+        if let Ok(url) = crate::store::DatabaseUrl::parse(&settings.database.url)
+            && url.backend == crate::store::Backend::Postgres
+        {
+            let registry = registry.clone();
+            crate::store::notify::spawn_listener(url.target, move |seq| {
+                registry.do_send(registry::Committed(seq))
+            });
+        }
         Self { ctx, registry, scheduler, writer: writer_addr }
     }
 

@@ -48,6 +48,9 @@ pub struct StreamClosed(pub u64);
 #[rtype(result = "()")]
 pub struct Committed(pub i64);
 
+/// Streams get events at least this promptly even if a commit signal was lost.
+const HUB_SAFETY_READ: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Events read per hub round.
 const HUB_BATCH: i64 = 1000;
 
@@ -134,6 +137,12 @@ impl Actor for Registry {
         // Actors of deleted endpoints go when their work is done; forget dead addresses.
         ctx.run_interval(std::time::Duration::from_secs(30), |act, _| {
             act.endpoints.retain(|_, addr| addr.connected());
+        });
+        // The safety net under commit signals and cluster notifications.
+        ctx.run_interval(HUB_SAFETY_READ, |act, ctx| {
+            if !act.streams.is_empty() {
+                act.read_committed(ctx);
+            }
         });
     }
 }

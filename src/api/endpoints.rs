@@ -17,7 +17,7 @@ use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
 use crate::store::endpoints::{self, Endpoint};
 use crate::store::events::{NewEvent, Published};
-use crate::timefmt::{parse_time, rfc3339, rfc3339_opt};
+use crate::timefmt::{rfc3339, rfc3339_opt};
 
 /// How long a rotated-out secret keeps signing beside the new one.
 const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
@@ -437,16 +437,8 @@ pub async fn replay(
     body: Json<Replay>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    let since = parse_time(&b.since)
-        .ok_or_else(|| ApiError::invalid_field(&["since"], "must be an RFC 3339 time or a date"))?;
-    let until = b
-        .until
-        .as_deref()
-        .map(|u| {
-            parse_time(u)
-                .ok_or_else(|| ApiError::invalid_field(&["until"], "must be an RFC 3339 time or a date"))
-        })
-        .transpose()?;
+    let since = super::time_field("since", Some(&b.since))?;
+    let until = super::time_field("until", b.until.as_deref())?;
     let statuses: Vec<String> = match b.status.as_deref() {
         None => vec!["failed".into(), "dead".into()],
         Some("failed") => vec!["failed".into()],
@@ -463,7 +455,7 @@ pub async fn replay(
         ids: None,
         endpoint_id: Some(id),
         statuses,
-        since: Some(since),
+        since,
         until,
     };
     let replayed = requeue(&state, sel).await?;

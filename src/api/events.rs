@@ -16,7 +16,7 @@ use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
 use crate::store::events::{self, Event, EventFilter, NewEvent, Published};
 use crate::store::{deliveries, event_types};
-use crate::timefmt::{parse_time, rfc3339, rfc3339_opt};
+use crate::timefmt::{rfc3339, rfc3339_opt};
 
 const MAX_ID_LEN: usize = 255;
 /// `?wait=true` never holds a request longer than this beyond the delivery timeout.
@@ -141,15 +141,7 @@ pub async fn list(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(&query)?;
-    let time = |field: &'static str| -> Result<Option<i64>, ApiError> {
-        query
-            .get(field)
-            .map(|v| {
-                parse_time(v)
-                    .ok_or_else(|| ApiError::invalid_field(&[field], "must be an RFC 3339 time or a date"))
-            })
-            .transpose()
-    };
+    let time = |field: &str| super::time_field(field, query.get(field).map(String::as_str));
     let filter = EventFilter { event_type: query.get("type").cloned(), from: time("from")?, to: time("to")? };
     let before = match &req.after {
         Some(c) => Some(

@@ -109,6 +109,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// A time given by a client (RFC 3339 or a date) as unix ms, or a validation error naming
+/// the field.
+pub fn time_field(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            crate::timefmt::parse_time(v)
+                .ok_or_else(|| ApiError::invalid_field(&[field], "must be an RFC 3339 time or a date"))
+        })
+        .transpose()
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Route"))
 }

@@ -93,6 +93,11 @@ pub fn publish_in_txn(
     })?;
     let event =
         find(c, &new.org_id, &new.id)?.ok_or_else(|| ApiError::internal("inserted event vanished"))?;
+    if let DbConn::Pg(pg) = c {
+        // Other nodes' streams learn of it at commit.
+        diesel::sql_query(format!("SELECT pg_notify('{}', '{}')", super::notify::CHANNEL, event.seq))
+            .execute(pg)?;
+    }
     let targets = match only_endpoint {
         Some(ep) => vec![ep.clone()],
         None => endpoints::subscribed(c, &new.org_id, &new.event_type)?,

@@ -86,7 +86,14 @@ pub async fn connect(app: &TestApp, path: &str, headers: &[(&str, String)]) -> S
     for (k, v) in headers {
         req = req.insert_header((*k, v.as_str()));
     }
-    let mut res = req.send().await.expect("stream request");
+    from_response(req.send().await.expect("stream request"))
+}
+
+/// Parses an already opened stream response.
+pub fn from_response<S>(mut res: awc::ClientResponse<S>) -> SseStream
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>> + Unpin + 'static,
+{
     let status = res.status().as_u16();
     let resp_headers = res.headers().clone();
     // Bounded: a test that stops reading stops the socket being read (a slow client).

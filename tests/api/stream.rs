@@ -250,3 +250,57 @@ both_backends!(closed_streams_stop_their_actors, |app: TestApp| async move {
     }
     assert_eq!(open, 0, "every session actor stopped");
 });
+
+/// Starts a second herald on the same database as a first one (a second node).
+async fn second_node(url: &str) -> (String, actix_web::dev::ServerHandle) {
+    let mut settings = crate::helpers::test_settings();
+    settings.database.url = url.to_string();
+    let app = herald::Application::build(settings).await.expect("second node starts");
+    assert!(app.bootstrap_key.is_none(), "the database is already set up");
+    let (address, handle) = (format!("http://127.0.0.1:{}", app.port()), app.handle());
+    actix_web::rt::spawn(app.run_until_stopped());
+    (address, handle)
+}
+
+async fn a_stream_on_one_node_sees_events_published_on_another(backend: Backend) {
+    let Some(db) = crate::helpers::fresh_database(backend) else { return };
+    let mut settings = crate::helpers::test_settings();
+    settings.database.url = db.url.clone();
+    let node_a = herald::Application::build(settings).await.unwrap();
+    let key = node_a.bootstrap_key.clone().unwrap();
+    let a = format!("http://127.0.0.1:{}", node_a.port());
+    let a_handle = node_a.handle();
+    actix_web::rt::spawn(node_a.run_until_stopped());
+    let (b, b_handle) = second_node(&db.url).await;
+
+    let client = awc::Client::builder().timeout(Duration::from_secs(3600)).finish();
+    let res = client.get(format!("{b}/v1/events/stream")).insert_header(auth(&key)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut stream = crate::sse_client::from_response(res);
+    let mut published = Vec::new();
+    for i in 0..20 {
+        let mut r = awc::Client::default()
+            .post(format!("{a}/v1/events"))
+            .insert_header(auth(&key))
+            .send_json(&json!({"type": "node.a", "data": {"i": i}}))
+            .await
+            .unwrap();
+        let body: serde_json::Value = r.json().await.unwrap();
+        published.push(body["seq"].as_i64().unwrap());
+    }
+    let got: Vec<i64> = stream.take_events(published.len(), WAIT).await.iter().map(|e| e.0).collect();
+    assert_eq!(got, published, "node B streams node A's events, in sequence order");
+    a_handle.stop(false).await;
+    b_handle.stop(false).await;
+    drop(db);
+}
+
+#[actix_web::test]
+async fn streams_span_nodes_sqlite() {
+    a_stream_on_one_node_sees_events_published_on_another(Backend::Sqlite).await;
+}
+
+#[actix_web::test]
+async fn streams_span_nodes_postgres() {
+    a_stream_on_one_node_sees_events_published_on_another(Backend::Postgres).await;
+}
