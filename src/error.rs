@@ -152,7 +152,25 @@ impl From<diesel::result::Error> for ApiError {
                 log::warn!("database connection lost: {}", info.message());
                 ApiError::unavailable()
             }
+            // libpq reports a server that went away mid-query as an unknown error.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info) if lost_connection(info.message()) => {
+                log::warn!("database connection lost: {}", info.message());
+                ApiError::unavailable()
+            }
             other => ApiError::internal(format!("database error: {other}")),
         }
     }
+}
+
+fn lost_connection(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "server closed the connection",
+        "terminating connection",
+        "connection refused",
+        "no connection to the server",
+        "could not connect",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
 }

@@ -1182,3 +1182,40 @@ both_backends!(endpoints_are_listed_changed_disabled_and_deleted, |app: TestApp|
     assert_eq!(after["delivery_count"], 0);
     receiver.assert_count_stays(1, QUIET).await;
 });
+
+// ---------------------------------------------------------------------------------------
+// An endpoint failing without a success for delivery.disable_after is disabled
+// ---------------------------------------------------------------------------------------
+
+both_backends_with!(
+    an_endpoint_that_only_fails_is_disabled_and_announced,
+    |s: &mut herald::Settings| {
+        s.delivery.disable_after = ms(300);
+        s.delivery.retry_schedule = vec![ms(50); 20];
+    },
+    |app: TestApp| async move {
+        let key = app.default_key.clone();
+        let receiver = Receiver::start().await;
+        receiver.set_default(Behaviour::status(503));
+        let ep_id = subscribe(&app, &key, &receiver, json!(["order.*"])).await;
+        publish_type(&app, &key, "order.created", json!({"n": 1})).await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ep = get_ok(&app, &key, &format!("/v1/endpoints/{ep_id}")).await;
+            if ep["status"] == "disabled" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still {ep:#}");
+            sleep(ms(50)).await;
+        }
+        let announced = get_ok(&app, &key, "/v1/events?type=endpoint.disabled").await;
+        let events = announced["data"].as_array().unwrap();
+        assert_eq!(events.len(), 1, "{announced:#}");
+        assert_eq!(events[0]["data"]["endpoint_id"], ep_id.as_str());
+        // Disabled: nothing more reaches it.
+        let before = receiver.count();
+        publish_type(&app, &key, "order.created", json!({"n": 2})).await;
+        receiver.assert_count_stays(before, ms(400)).await;
+    }
+);

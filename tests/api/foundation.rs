@@ -237,3 +237,27 @@ both_backends!(openapi_describes_every_route, |app: TestApp| async move {
         assert!(doc.body["paths"][path][method].is_object(), "{method} {path}");
     }
 });
+
+/// PostgreSQL only: an embedded SQLite file has no "unreachable" state (open files stay
+/// usable even when unlinked).
+#[actix_web::test]
+async fn a_lost_database_answers_503_and_readyz_says_so_postgres() {
+    let Some(app) = crate::helpers::spawn_app(crate::helpers::Backend::Postgres).await else { return };
+    assert_eq!(app.request("GET", "/readyz", None, None).await.status, 200);
+    assert_eq!(
+        app.post("/v1/event-types", &app.default_key, json!({"name": "before.loss"})).await.status,
+        201
+    );
+    app.drop_database();
+    let ready = app.request("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_eq!(ready.body["code"], "UNAVAILABLE");
+    assert_eq!(ready.body["checks"]["database"], "unreachable");
+    // The key is cached, so this reaches the store, which is gone: 503, not 500, no hang.
+    let started = std::time::Instant::now();
+    let publish = app.post("/v1/events", &app.default_key, json!({"type": "a.b", "data": {}})).await;
+    assert_error(&publish, 503, "UNAVAILABLE");
+    assert!(publish.header("retry-after").is_some());
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered promptly");
+    assert_eq!(app.request("GET", "/healthz", None, None).await.status, 200, "the process lives on");
+}

@@ -187,6 +187,13 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Drops a PostgreSQL test database under the running server (an outage that lasts).
+    pub fn drop_database(&self) {
+        let (admin, name) = self.pg_database.as_ref().expect("a PostgreSQL test app");
+        let mut conn = diesel::PgConnection::establish(admin).expect("connect to TEST_DATABASE_URL");
+        conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).expect("drop the test database");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
