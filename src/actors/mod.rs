@@ -6,6 +6,7 @@
 pub mod endpoint;
 pub mod inbound;
 pub mod messages;
+pub mod publisher;
 pub mod registry;
 pub mod scheduler;
 pub mod sse_session;
@@ -29,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::store::Db;
 use crate::store::deliveries::Delivery;
 use crate::store::endpoints::Endpoint;
-use crate::store::events::{self, Event, Lease, NewEvent, Published};
+use crate::store::events::{Event, Lease, NewEvent, Published};
 use messages::{AttemptSummary, Dispatch, EndpointGone, EndpointUpdated};
 
 /// The longest an open circuit stays open after repeated failed probes.
@@ -180,6 +181,7 @@ pub struct Engine {
     pub registry: Addr<registry::Registry>,
     pub scheduler: Addr<scheduler::Scheduler>,
     pub writer: Addr<writer::ResultWriter>,
+    pub publisher: Addr<publisher::Publisher>,
 }
 
 impl Engine {
@@ -224,7 +226,8 @@ impl Engine {
                 registry.do_send(registry::Committed(seq))
             });
         }
-        Self { ctx, registry, scheduler, writer: writer_addr }
+        let publisher = publisher::Publisher::new(ctx.clone()).start();
+        Self { ctx, registry, scheduler, writer: writer_addr, publisher }
     }
 
     /// Stores the event and its deliveries (one transaction), then hands them to the actors.
@@ -244,9 +247,13 @@ impl Engine {
         only_endpoint: Option<Endpoint>,
         wait: bool,
     ) -> Result<(Published, Vec<FirstAttempt>), ApiError> {
-        let lease = self.ctx.lease();
-        let published =
-            self.ctx.db.run(move |conn| events::publish(conn, &new, only_endpoint.as_ref(), &lease)).await?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.publisher.do_send(publisher::Publish(publisher::PublishRequest {
+            event: new,
+            only_endpoint,
+            reply,
+        }));
+        let published = answer.await.map_err(|_| ApiError::internal("the publisher stopped"))??;
         let mut waits = Vec::new();
         if let Published::Created { deliveries, .. } = &published
             && wait

@@ -81,12 +81,14 @@ pub fn publish_in_txn(
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
 ) -> Result<Published, ApiError> {
+    // The lock comes before the id check: with it held, check-then-insert cannot race
+    // another node's publish of the same id (SQLite's BEGIN IMMEDIATE does the same).
+    if let DbConn::Pg(pg) = c {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
+    }
     if let Some(existing) = find(c, &new.org_id, &new.id)? {
         let delivery_count = count_deliveries(c, existing.seq)?;
         return Ok(Published::Existing { event: existing, delivery_count });
-    }
-    if let DbConn::Pg(pg) = c {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
     }
     diesel::insert_into(ev::events).values(new).execute(c).map_err(|e| {
         if super::is_unique_violation(&e) { ApiError::conflict("event id already used") } else { e.into() }
