@@ -29,6 +29,7 @@ pub struct Metrics {
 /// Values read from the store at scrape time.
 pub struct Gauges {
     pub pending_deliveries: i64,
+    pub nodes_alive: i64,
 }
 
 impl Metrics {
@@ -125,6 +126,12 @@ impl Metrics {
                 "gauge",
                 "Deliveries waiting for their first or next attempt (queue depth).",
                 &[("", g.pending_deliveries.to_string())],
+            );
+            family(
+                "herald_cluster_nodes",
+                "gauge",
+                "herald nodes with a recent heartbeat in this database.",
+                &[("", g.nodes_alive.to_string())],
             );
         }
         let _ = writeln!(out, "# HELP herald_attempt_duration_ms Delivery attempt latency.");

@@ -40,6 +40,7 @@ const MAX_CIRCUIT_OPEN_MS: i64 = 10 * 60 * 1000;
 pub struct DeliveryContext {
     pub db: Db,
     pub node_id: String,
+    pub started_at: i64,
     pub settings: Arc<Settings>,
     pub policy: Arc<UrlPolicy>,
     pub retry: RetryPolicy,
@@ -192,6 +193,7 @@ impl Engine {
         let ctx = Arc::new(DeliveryContext {
             db,
             node_id: crate::ids::new_id("node"),
+            started_at: now_ms(),
             policy: Arc::new(UrlPolicy {
                 allow_insecure: settings.security.allow_insecure_urls,
                 allowed_networks: settings.security.allowed_networks.clone(),
@@ -313,7 +315,15 @@ impl Engine {
             );
         }
         let owner = self.ctx.node_id.clone();
-        match self.ctx.db.run(move |conn| crate::store::deliveries::release_node(conn, &owner)).await {
+        let released = self
+            .ctx
+            .db
+            .run(move |conn| {
+                crate::store::nodes::leave(conn, &owner)?;
+                crate::store::deliveries::release_node(conn, &owner)
+            })
+            .await;
+        match released {
             Ok(n) => log::info!("shutdown: released {n} claimed deliveries"),
             Err(e) => {
                 log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e.message)

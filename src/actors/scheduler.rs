@@ -69,11 +69,19 @@ impl Scheduler {
         }));
     }
 
+    /// Keeps this node's claims alive, and says in the nodes table that it is alive.
     fn renew_leases(&self, ctx: &mut Context<Self>) {
         let engine = self.ctx.clone();
         let work = async move {
             let lease = engine.lease();
-            engine.db.run(move |conn| deliveries::renew_leases(conn, &lease.owner, lease.expires_at)).await
+            let started_at = engine.started_at;
+            engine
+                .db
+                .run(move |conn| {
+                    crate::store::nodes::heartbeat(conn, &lease.owner, started_at, now_ms())?;
+                    deliveries::renew_leases(conn, &lease.owner, lease.expires_at)
+                })
+                .await
         };
         ctx.spawn(work.into_actor(self).map(|result, _, _| {
             if let Err(e) = result {
@@ -143,6 +151,7 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.renew_leases(ctx);
         self.claim(ctx);
         ctx.run_interval(TICK, |act, ctx| act.claim(ctx));
         let lease = self.ctx.settings.delivery.lease;

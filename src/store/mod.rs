@@ -26,6 +26,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod idempotency;
+pub mod nodes;
 pub mod notify;
 pub mod orgs;
 pub mod schema;

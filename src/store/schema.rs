@@ -164,6 +164,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    nodes (id) {
+        id -> Text,
+        started_at -> BigInt,
+        last_seen -> BigInt,
+    }
+}
+
 diesel::joinable!(api_keys -> organizations (org_id));
 diesel::joinable!(deliveries -> endpoints (endpoint_id));
 diesel::joinable!(deliveries -> events (event_seq));
@@ -182,4 +190,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     sessions,
     stream_tokens,
+    nodes,
 );

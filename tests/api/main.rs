@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod cluster;
 mod delivery;
 mod foundation;
 mod inbound;

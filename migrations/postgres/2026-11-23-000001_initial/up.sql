@@ -153,3 +153,10 @@ CREATE TABLE stream_tokens (
     types TEXT,
     expires_at BIGINT NOT NULL
 );
+
+-- Cluster members: each node's heartbeat.
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY NOT NULL,
+    started_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL
+);

@@ -1,3 +1,4 @@
+DROP TABLE nodes;
 DROP TABLE stream_tokens;
 DROP TABLE sessions;
 DROP TABLE idempotency_keys;
