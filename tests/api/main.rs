@@ -8,6 +8,7 @@ mod cluster;
 mod delivery;
 mod foundation;
 mod inbound;
+mod outage;
 mod receiver;
 mod shutdown;
 mod sse_client;
