@@ -87,7 +87,8 @@ impl Application {
         })
         .listen(listener)
         .map_err(|e| e.to_string())?
-        // Streams never finish by themselves; do not let them hold a shutdown for long.
+        // Signals are handled in `run_until_stopped`, which closes streams before draining.
+        .disable_signals()
         .shutdown_timeout(SHUTDOWN_DRAIN.as_secs());
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers.max(1));
@@ -102,6 +103,14 @@ impl Application {
     /// Serves until the server is stopped (SIGINT/SIGTERM, or the handle): stops accepting,
     /// lets answers in progress finish, then writes pending results and releases its claims.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (handle, registry) = (self.server.handle(), self.state.engine.registry.clone());
+        actix_web::rt::spawn(async move {
+            shutdown_signal().await;
+            log::info!("shutting down: closing streams, finishing answers in progress");
+            // Streams never end by themselves; end them first so the server can drain.
+            registry.do_send(crate::actors::registry::CloseStreams);
+            handle.stop(true).await;
+        });
         let result = self.server.await;
         self.state.engine.release_all(SHUTDOWN_DRAIN).await;
         result
@@ -145,6 +154,23 @@ fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiEr
         Err(e) => return Err(e),
     }
     Ok(Some(issue_key(conn, &org.id)?.key))
+}
+
+/// SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = actix_web::rt::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            log::warn!("cannot listen for SIGTERM ({e}); Ctrl-C only");
+            let _ = actix_web::rt::signal::ctrl_c().await;
+        }
+    }
 }
 
 /// awc's TLS needs a process-wide crypto provider chosen explicitly.

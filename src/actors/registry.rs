@@ -10,7 +10,7 @@ use actix::prelude::*;
 use super::DeliveryContext;
 use super::endpoint::{Configure, EndpointActor, Enqueue, Retire};
 use super::messages::{Dispatch, EndpointGone, EndpointUpdated, WakeAt};
-use super::sse_session::{Live, StreamEvent, filter_matches};
+use super::sse_session::{CloseStream, Live, StreamEvent, filter_matches};
 use super::writer::ResultWriter;
 use crate::delivery::envelope::envelope_text;
 use crate::delivery::sender::build_client;
@@ -37,7 +37,13 @@ pub struct StreamSubscription {
     pub org_id: String,
     pub types: Arc<Vec<String>>,
     pub addr: Recipient<Live>,
+    pub close: Recipient<CloseStream>,
 }
+
+/// The node is shutting down: every stream ends now (clients reconnect, to another node).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseStreams;
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -247,5 +253,15 @@ impl Handler<Committed> for Registry {
             return;
         }
         self.read_committed(ctx);
+    }
+}
+
+impl Handler<CloseStreams> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseStreams, _: &mut Context<Self>) {
+        for s in self.streams.values() {
+            s.close.do_send(CloseStream);
+        }
     }
 }

@@ -46,6 +46,11 @@ pub fn filter_matches(types: &[String], event_type: &str) -> bool {
 #[rtype(result = "()")]
 pub struct Live(pub Arc<StreamEvent>);
 
+/// End the stream now (shutdown); the client reconnects after its retry hint.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseStream;
+
 pub struct SseSession {
     ctx: Arc<DeliveryContext>,
     registry: Addr<Registry>,
@@ -162,6 +167,7 @@ impl Actor for SseSession {
             org_id: self.org_id.clone(),
             types: self.types.clone(),
             addr: ctx.address().recipient(),
+            close: ctx.address().recipient(),
         };
         self.registry
             .send(sub)
@@ -218,5 +224,14 @@ impl Handler<Live> for SseSession {
         } else {
             self.send_live(&msg.0, ctx);
         }
+    }
+}
+
+impl Handler<CloseStream> for SseSession {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseStream, ctx: &mut Context<Self>) {
+        let _ = self.tx.try_send(sse::Event::Comment("server shutting down; reconnect".into()));
+        ctx.stop();
     }
 }
