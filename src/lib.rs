@@ -4,6 +4,7 @@
 pub mod actors;
 pub mod api;
 pub mod config;
+pub mod dashboard;
 pub mod delivery;
 pub mod error;
 pub mod ids;

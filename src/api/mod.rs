@@ -56,6 +56,7 @@ macro_rules! route {
 }
 
 pub const ROUTES: &[RouteSpec] = &[
+    route!(GET "/" => crate::dashboard::index, 200, Public, "The web page"),
     route!(GET "/healthz" => health::healthz, 200, Public, "Liveness"),
     route!(GET "/readyz" => health::readyz, 200, Public, "Readiness: database reachable"),
     route!(GET "/metrics" => health::metrics, 200, Public, "Prometheus metrics"),

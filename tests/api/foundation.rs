@@ -12,6 +12,9 @@ both_backends!(health_ready_and_request_ids, |app: TestApp| async move {
     let ready = app.request("GET", "/readyz", None, None).await;
     assert_eq!(ready.status, 200, "{}", ready.text);
     assert_eq!(ready.body["checks"]["database"], "ok");
+    let page = app.request("GET", "/", None, None).await;
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
     let metrics = app.request("GET", "/metrics", None, None).await;
     assert!(metrics.text.contains("herald_http_responses_total"));
 });
