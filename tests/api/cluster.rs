@@ -11,21 +11,25 @@ use crate::helpers::{Backend, FreshDatabase, fresh_database};
 use crate::receiver::{Behaviour, Receiver};
 use crate::sse_client::{auth, from_response};
 
-struct Node {
+pub struct Node {
     child: Child,
-    address: String,
+    pub address: String,
     /// The key a first start printed.
-    key: Option<String>,
+    pub key: Option<String>,
 }
 
 impl Node {
     /// Starts `herald` on port 0 and reads its address (and first key) from stdout.
     fn start(db: &FreshDatabase, log_name: &str) -> Node {
+        Self::start_on(&db.url, log_name)
+    }
+
+    pub fn start_on(database_url: &str, log_name: &str) -> Node {
         let log = std::fs::File::create(std::env::temp_dir().join(format!("{log_name}.log"))).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
             .env("HERALD_ENV", "test")
             .env("HERALD_SERVER__PORT", "0")
-            .env("HERALD_DATABASE__URL", &db.url)
+            .env("HERALD_DATABASE__URL", database_url)
             .env("HERALD_DELIVERY__LEASE", "2s")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -107,14 +107,10 @@ async fn a_postgres_outage_delays_but_loses_nothing() {
         assert!(std::env::var("CI").is_err(), "CI must be able to start a private PostgreSQL");
         return;
     };
-    let mut settings = crate::helpers::test_settings();
-    settings.database.url = pg.url();
-    settings.delivery.lease = Duration::from_secs(2);
-    let app = herald::Application::build(settings).await.expect("herald on the private PostgreSQL");
-    let key = app.bootstrap_key.clone().unwrap();
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    // A real herald process, as a deployment would run it.
+    let node = crate::cluster::Node::start_on(&pg.url(), "herald-outage");
+    let key = node.key.clone().expect("a fresh database prints a key");
+    let address = node.address.clone();
 
     let receiver = Receiver::start().await;
     receiver.set_default(Behaviour::ok());
@@ -184,5 +180,5 @@ async fn a_postgres_outage_delays_but_loses_nothing() {
         "outage: {} accepted and all delivered, {unavailable} answered 503 while PostgreSQL was down",
         accepted.len()
     );
-    handle.stop(false).await;
+    drop(node);
 }
