@@ -57,6 +57,8 @@ pub struct EndpointActor {
     tokens_at: Instant,
     pump_timer: Option<SpawnHandle>,
     retired: bool,
+    /// Whether this actor's circuit is counted in the open-circuits gauge.
+    counted_open: bool,
 }
 
 impl EndpointActor {
@@ -87,6 +89,7 @@ impl EndpointActor {
             tokens_at: Instant::now(),
             pump_timer: None,
             retired: false,
+            counted_open: false,
         }
     }
 
@@ -261,19 +264,30 @@ impl EndpointActor {
         }
     }
 
-    fn circuit_changed(&self, before: CircuitState, after: CircuitState) {
-        let open = &self.ctx.metrics.open_circuits;
-        if after == CircuitState::Open && before != CircuitState::Open {
-            open.fetch_add(1, Ordering::Relaxed);
+    fn circuit_changed(&mut self, before: CircuitState, after: CircuitState) {
+        if after == CircuitState::Open {
             log::warn!(
                 "endpoint {}: circuit opened after {} consecutive failures, until {:?}",
                 self.cfg.id,
                 self.breaker.consecutive_failures,
                 self.breaker.open_until.map(crate::timefmt::rfc3339)
             );
-        } else if before == CircuitState::Open && after != CircuitState::Open {
-            open.fetch_sub(1, Ordering::Relaxed);
-            log::info!("endpoint {}: circuit {}", self.cfg.id, after.as_str());
+        } else {
+            log::info!("endpoint {}: circuit {} (was {})", self.cfg.id, after.as_str(), before.as_str());
+        }
+        self.count_open(after != CircuitState::Closed);
+    }
+
+    /// Keeps the open-circuits gauge equal to the actors whose circuit is not closed.
+    fn count_open(&mut self, open: bool) {
+        if open != self.counted_open {
+            let gauge = &self.ctx.metrics.open_circuits;
+            if open {
+                gauge.fetch_add(1, Ordering::Relaxed);
+            } else {
+                gauge.fetch_sub(1, Ordering::Relaxed);
+            }
+            self.counted_open = open;
         }
     }
 
@@ -293,10 +307,13 @@ impl EndpointActor {
 impl Actor for EndpointActor {
     type Context = Context<Self>;
 
+    fn started(&mut self, _: &mut Context<Self>) {
+        // A circuit that was open when this actor started counts from the start.
+        self.count_open(self.breaker.state(now_ms()) != CircuitState::Closed);
+    }
+
     fn stopped(&mut self, _: &mut Context<Self>) {
-        if self.breaker.state(now_ms()) == CircuitState::Open {
-            self.ctx.metrics.open_circuits.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.count_open(false);
     }
 }
 

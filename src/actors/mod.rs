@@ -176,6 +176,32 @@ pub struct FirstAttempt {
     pub rx: tokio::sync::oneshot::Receiver<AttemptSummary>,
 }
 
+/// After a commit: the new event's deliveries go to their endpoint actors and streams are
+/// woken. `waiting` publishers are registered first, so no outcome can slip past them.
+pub fn announce(ctx: &DeliveryContext, registry: &Addr<registry::Registry>, published: &Published) {
+    if let Published::Created { event, deliveries } = published {
+        ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let rows = deliveries.iter().map(|(d, ep)| (d.clone(), event.clone(), ep.clone())).collect();
+        for dispatch in dispatches(rows, ctx.settings.delivery.max_in_flight) {
+            registry.do_send(dispatch);
+        }
+        registry.do_send(registry::Committed(event.seq));
+    }
+}
+
+/// Registers a waiter for the first attempt of each new delivery (`?wait=true`).
+pub fn register_waiters(ctx: &DeliveryContext, published: &Published) -> Vec<FirstAttempt> {
+    let Published::Created { deliveries, .. } = published else { return Vec::new() };
+    deliveries
+        .iter()
+        .map(|(d, _)| FirstAttempt {
+            delivery_id: d.id.clone(),
+            endpoint_id: d.endpoint_id.clone(),
+            rx: ctx.waiters.register(&d.id),
+        })
+        .collect()
+}
+
 #[derive(Clone)]
 pub struct Engine {
     pub ctx: Arc<DeliveryContext>,
@@ -228,7 +254,7 @@ impl Engine {
                 registry.do_send(registry::Committed(seq))
             });
         }
-        let publisher = publisher::Publisher::new(ctx.clone()).start();
+        let publisher = publisher::Publisher::new(ctx.clone(), registry.clone()).start();
         Self { ctx, registry, scheduler, writer: writer_addr, publisher }
     }
 
@@ -250,43 +276,14 @@ impl Engine {
         wait: bool,
     ) -> Result<(Published, Vec<FirstAttempt>), ApiError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.publisher.do_send(publisher::Publish(publisher::PublishRequest {
-            event: new,
-            only_endpoint,
-            reply,
-        }));
-        let published = answer.await.map_err(|_| ApiError::internal("the publisher stopped"))??;
-        let mut waits = Vec::new();
-        if let Published::Created { deliveries, .. } = &published
-            && wait
-        {
-            for (d, _) in deliveries {
-                let rx = self.ctx.waiters.register(&d.id);
-                waits.push(FirstAttempt {
-                    delivery_id: d.id.clone(),
-                    endpoint_id: d.endpoint_id.clone(),
-                    rx,
-                });
-            }
-        }
-        self.announce(&published);
-        Ok((published, waits))
+        let request = publisher::PublishRequest { event: new, only_endpoint, wait, reply };
+        self.publisher.do_send(publisher::Publish(request));
+        answer.await.map_err(|_| ApiError::internal("the publisher stopped"))?
     }
 
     /// After a commit: hands a new event's deliveries to the actors and wakes the streams.
     pub fn announce(&self, published: &Published) {
-        if let Published::Created { event, deliveries } = published {
-            self.ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.dispatch_rows(event, deliveries);
-            self.registry.do_send(registry::Committed(event.seq));
-        }
-    }
-
-    fn dispatch_rows(&self, event: &Event, deliveries: &[(Delivery, Endpoint)]) {
-        let rows = deliveries.iter().map(|(d, ep)| (d.clone(), event.clone(), ep.clone())).collect();
-        for dispatch in dispatches(rows, self.ctx.settings.delivery.max_in_flight) {
-            self.registry.do_send(dispatch);
-        }
+        announce(&self.ctx, &self.registry, published);
     }
 
     /// Re-queued deliveries: claim them for this node now rather than on the next tick.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::DeliveryContext;
+use super::registry::Registry;
+use super::{DeliveryContext, FirstAttempt, announce, register_waiters};
 use crate::error::ApiError;
 use crate::store::endpoints::Endpoint;
 use crate::store::events::{self, NewEvent, Published};
@@ -21,7 +22,9 @@ const MAX_BATCH: usize = 256;
 pub struct PublishRequest {
     pub event: NewEvent,
     pub only_endpoint: Option<Endpoint>,
-    pub reply: oneshot::Sender<Result<Published, ApiError>>,
+    /// Register waiters for the first attempts (`?wait=true`).
+    pub wait: bool,
+    pub reply: oneshot::Sender<Result<(Published, Vec<FirstAttempt>), ApiError>>,
 }
 
 #[derive(Message)]
@@ -30,13 +33,14 @@ pub struct Publish(pub PublishRequest);
 
 pub struct Publisher {
     ctx: Arc<DeliveryContext>,
+    registry: Addr<Registry>,
     waiting: VecDeque<PublishRequest>,
     writing: bool,
 }
 
 impl Publisher {
-    pub fn new(ctx: Arc<DeliveryContext>) -> Self {
-        Self { ctx, waiting: VecDeque::new(), writing: false }
+    pub fn new(ctx: Arc<DeliveryContext>, registry: Addr<Registry>) -> Self {
+        Self { ctx, registry, waiting: VecDeque::new(), writing: false }
     }
 
     fn write(&mut self, ctx: &mut Context<Self>) {
@@ -46,11 +50,13 @@ impl Publisher {
         self.writing = true;
         let take = self.waiting.len().min(MAX_BATCH);
         let batch: Vec<PublishRequest> = self.waiting.drain(..take).collect();
-        let engine = self.ctx.clone();
+        let (engine, registry) = (self.ctx.clone(), self.registry.clone());
+        // The hand-off to the actors happens here, after the commit, whatever becomes of
+        // the requests that asked: committed work is never left claimed and unsent.
         let work = async move {
             let lease = engine.lease();
             let (requests, replies): (Vec<_>, Vec<_>) =
-                batch.into_iter().map(|r| ((r.event, r.only_endpoint), r.reply)).unzip();
+                batch.into_iter().map(|r| ((r.event, r.only_endpoint), (r.wait, r.reply))).unzip();
             let result = engine
                 .db
                 .run(move |conn| {
@@ -64,12 +70,14 @@ impl Publisher {
                 .await;
             match result {
                 Ok(published) => {
-                    for (reply, p) in replies.into_iter().zip(published) {
-                        let _ = reply.send(Ok(p));
+                    for ((wait, reply), p) in replies.into_iter().zip(published) {
+                        let waits = if wait { register_waiters(&engine, &p) } else { Vec::new() };
+                        announce(&engine, &registry, &p);
+                        let _ = reply.send(Ok((p, waits)));
                     }
                 }
                 Err(e) => {
-                    for reply in replies {
+                    for (_, reply) in replies {
                         let _ = reply.send(Err(e.clone()));
                     }
                 }

@@ -142,7 +142,15 @@ impl Actor for Registry {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Actors of deleted endpoints go when their work is done; forget dead addresses.
         ctx.run_interval(std::time::Duration::from_secs(30), |act, _| {
-            act.endpoints.retain(|_, addr| addr.connected());
+            let ctx = act.ctx.clone();
+            act.endpoints.retain(|id, addr| {
+                // A dead actor (a panic ends its task) leaves claims behind: release them.
+                let alive = addr.connected();
+                if !alive {
+                    EndpointActor::release_leases(&ctx, id);
+                }
+                alive
+            });
         });
         // The safety net under commit signals and cluster notifications.
         ctx.run_interval(HUB_SAFETY_READ, |act, ctx| {

@@ -68,6 +68,14 @@ impl ResultWriter {
             act.flushing = false;
             match result {
                 Ok(()) => act.flush(ctx),
+                Err(e) if e.code != "UNAVAILABLE" && (updates.len() > 1 || !circuits.is_empty()) => {
+                    log::warn!(
+                        "writing {} delivery results failed ({}); writing them one by one",
+                        updates.len(),
+                        e.message
+                    );
+                    act.write_one_by_one(updates, circuits, ctx);
+                }
                 Err(e) => {
                     log::warn!("could not write {} delivery results, retrying: {}", updates.len(), e.message);
                     let newer = std::mem::take(&mut act.updates);
@@ -79,6 +87,44 @@ impl ResultWriter {
                     ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
                 }
             }
+        }));
+    }
+}
+
+impl ResultWriter {
+    /// Writes each result on its own; one that still fails is logged and dropped (its
+    /// delivery stays pending and is attempted again when its lease lapses).
+    fn write_one_by_one(
+        &mut self,
+        updates: Vec<DeliveryUpdate>,
+        circuits: Vec<CircuitUpdate>,
+        ctx: &mut Context<Self>,
+    ) {
+        self.flushing = true;
+        let db = self.ctx.db.clone();
+        let work = async move {
+            db.run(move |conn| {
+                for u in &updates {
+                    if let Err(e) = deliveries::record(conn, std::slice::from_ref(u), now_ms()) {
+                        log::error!("dropping the result for delivery {}: {}", u.delivery_id, e.message);
+                    }
+                }
+                for c in &circuits {
+                    if let Err(e) = endpoints::apply_circuit(conn, c) {
+                        log::error!(
+                            "dropping a circuit update for endpoint {}: {}",
+                            c.endpoint_id,
+                            e.message
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .await
+        };
+        ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
+            act.flushing = false;
+            act.flush(ctx);
         }));
     }
 }

@@ -54,7 +54,7 @@ pub async fn create_org(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     let name = body.name.trim().to_string();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(&["name"], "must be 1 to 100 characters"));
     }
     let limit = body.rate_limit_per_minute.unwrap_or(state.settings.limits.rate_limit_per_minute);

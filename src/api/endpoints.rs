@@ -175,8 +175,11 @@ fn check_limit(value: Option<u32>, field: &str, max: u32) -> Result<Option<i32>,
 }
 
 fn check_description(d: &Option<String>) -> Result<(), ApiError> {
-    if d.as_ref().is_some_and(|d| d.len() > 1000) {
-        return Err(ApiError::invalid_field(&["description"], "at most 1000 characters"));
+    if d.as_ref().is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n')) {
+        return Err(ApiError::invalid_field(
+            &["description"],
+            "at most 1000 characters, no control characters",
+        ));
     }
     Ok(())
 }

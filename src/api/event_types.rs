@@ -68,6 +68,16 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     validate_type_name(&body.name).map_err(|m| ApiError::invalid_field(&["name"], m))?;
+    if body
+        .description
+        .as_ref()
+        .is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n'))
+    {
+        return Err(ApiError::invalid_field(
+            &["description"],
+            "at most 1000 characters, no control characters",
+        ));
+    }
     if let Some(schema) = &body.schema {
         crate::json_schema::check_schema(schema).map_err(|m| ApiError::invalid_field(&["schema"], m))?;
     }

@@ -74,7 +74,7 @@ pub async fn guard<B: MessageBody + 'static>(
 
     req.set_payload(bytes_payload(body));
     let res = next.call(req).await;
-    let (org, k) = (auth.org_id, key);
+    let (org, k) = (auth.org_id.clone(), key.clone());
     let res = match res {
         Ok(r) => r.map_into_boxed_body(),
         Err(e) => {
@@ -88,12 +88,14 @@ pub async fn guard<B: MessageBody + 'static>(
     let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
     let stored = String::from_utf8_lossy(&bytes).to_string();
     let outcome = if status.is_server_error() {
-        state.db.run(move |conn| idempotency::release(conn, &org, &k)).await
+        state.db.run(move |conn| idempotency::release(conn, &org, &k)).await.map(|_| ())
     } else {
         state.db.run(move |conn| idempotency::complete(conn, &org, &k, status.as_u16(), &stored)).await
     };
     if let Err(e) = outcome {
-        log::warn!("could not record the idempotency key's answer: {e}");
+        log::warn!("could not record the idempotency key's answer: {e}; releasing the key");
+        let (org, k) = (auth.org_id, key);
+        let _ = state.db.run(move |conn| idempotency::release(conn, &org, &k)).await;
     }
     let mut rebuilt = head.set_body(BoxBody::new(bytes));
     rebuilt

@@ -63,7 +63,9 @@ fn provider_event_id(source: &Source, req: &HttpRequest, json: &Value) -> Option
         "standard-webhooks" => header_value(req, "webhook-id"),
         _ => header_value(req, "x-webhook-id"),
     };
-    id.map(str::trim).filter(|s| !s.is_empty() && s.len() <= 255).map(str::to_string)
+    id.map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control))
+        .map(str::to_string)
 }
 
 /// The provider's name for what happened (`payment_intent.succeeded`, `pull_request.opened`).

@@ -86,7 +86,7 @@ pub async fn create(
     if !KINDS.contains(&b.kind.as_str()) {
         return Err(ApiError::invalid_field(&["kind"], format!("must be one of {}", KINDS.join(", "))));
     }
-    if b.name.trim().is_empty() || b.name.len() > 100 {
+    if b.name.trim().is_empty() || b.name.len() > 100 || b.name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(&["name"], "must be 1 to 100 characters"));
     }
     check_secret(&b.secret)?;

@@ -68,6 +68,11 @@ pub fn build_client(policy: Arc<UrlPolicy>, timeout: Duration) -> awc::Client {
         .finish()
 }
 
+/// What a subscriber sent back, made safe to store: PostgreSQL text cannot hold NUL.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
 pub async fn send(
     client: &awc::Client,
     policy: &UrlPolicy,
@@ -106,7 +111,7 @@ pub async fn send(
                 _ => break,
             }
         }
-        Ok::<_, String>((status, retry_after, String::from_utf8_lossy(&kept).to_string()))
+        Ok::<_, String>((status, retry_after, storable(&String::from_utf8_lossy(&kept))))
     };
     match actix_web::rt::time::timeout(timeout, exchange).await {
         Ok(Ok((status, retry_after, body))) => SendOutcome {
@@ -120,7 +125,7 @@ pub async fn send(
         Ok(Err(e)) => SendOutcome {
             status: None,
             response_body: None,
-            error: Some(e),
+            error: Some(storable(&e)),
             duration_ms: elapsed(started),
             retry_after: None,
             refused: false,

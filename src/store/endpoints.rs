@@ -109,13 +109,25 @@ pub fn save(conn: &mut DbConn, ep: &Endpoint) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Marks the endpoint deleted; its pending deliveries are no longer claimed.
+/// Marks the endpoint deleted; its pending deliveries stop (failed, "endpoint deleted").
 pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
     let n = diesel::update(
         e::endpoints.filter(e::id.eq(id)).filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()),
     )
     .set((e::deleted_at.eq(now), e::status.eq("deleted"), e::updated_at.eq(now)))
     .execute(conn)?;
+    if n == 1 {
+        diesel::update(d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending")))
+            .set((
+                d::status.eq("failed"),
+                d::last_error.eq("endpoint deleted"),
+                d::next_attempt_at.eq(None::<i64>),
+                d::lease_owner.eq(None::<String>),
+                d::lease_expires_at.eq(None::<i64>),
+                d::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
     Ok(n == 1)
 }
 

@@ -1219,3 +1219,37 @@ both_backends_with!(
         receiver.assert_count_stays(before, ms(400)).await;
     }
 );
+
+// ---------------------------------------------------------------------------------------
+// What a subscriber answers cannot break the store; deleting an endpoint settles its work
+// ---------------------------------------------------------------------------------------
+
+both_backends!(an_answer_with_nul_bytes_is_recorded_and_harms_nothing, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    let receiver = Receiver::start().await;
+    receiver.set_default(Behaviour::status(400).body("bad\0answer"));
+    subscribe(&app, &key, &receiver, json!(["*"])).await;
+    let first = publish_type(&app, &key, "order.created", json!({"n": 1})).await;
+    let id = only_delivery(&app, &key, &first).await;
+    let failed = wait_delivery(&app, &key, &id, "failed", WAIT).await;
+    let body = attempts(&failed)[0]["response_body"].as_str().unwrap().to_string();
+    assert!(body.starts_with("bad") && !body.contains('\0'), "{body:?}");
+    // The node keeps recording results afterwards.
+    receiver.set_default(Behaviour::ok());
+    let second = publish_type(&app, &key, "order.created", json!({"n": 2})).await;
+    wait_event_delivered(&app, &key, &second, WAIT).await;
+});
+
+both_backends!(deleting_an_endpoint_settles_its_pending_deliveries, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    let receiver = Receiver::start().await;
+    receiver.set_default(Behaviour::status(503));
+    let ep_id = subscribe(&app, &key, &receiver, json!(["*"])).await;
+    let event = publish_type(&app, &key, "order.created", json!({})).await;
+    let id = only_delivery(&app, &key, &event).await;
+    receiver.wait_for(1, WAIT).await;
+    let deleted = app.request("DELETE", &format!("/v1/endpoints/{ep_id}"), Some(&key), None).await;
+    assert_eq!(deleted.status, 204);
+    let d = wait_delivery(&app, &key, &id, "failed", WAIT).await;
+    assert_eq!(d["last_error"], "endpoint deleted", "{d:#}");
+});
