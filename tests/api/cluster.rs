@@ -177,20 +177,7 @@ async fn a_node_killed_mid_run_loses_nothing() {
     let accepted = accepted.borrow().clone();
     assert!(accepted.len() >= TOTAL - 8, "publishes to the live node were all accepted ({})", accepted.len());
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got: BTreeSet<String> =
-            receiver.received().iter().filter_map(|r| r.webhook_id().map(str::to_string)).collect();
-        if accepted.is_subset(&got) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} accepted events never arrived",
-            accepted.difference(&got).count()
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    receiver.wait_for_ids(&accepted, None, Duration::from_secs(60)).await;
     let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
     for r in receiver.received() {
         *per_id.entry(r.webhook_id().unwrap_or_default().to_string()).or_default() += 1;

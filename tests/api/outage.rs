@@ -162,20 +162,7 @@ async fn a_postgres_outage_delays_but_loses_nothing() {
     }
     assert!(unavailable > 0, "publishes during the outage got 503");
     assert!(restarted);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got: BTreeSet<String> =
-            receiver.received().iter().filter_map(|r| r.webhook_id().map(str::to_string)).collect();
-        if accepted.is_subset(&got) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} accepted events never arrived",
-            accepted.difference(&got).count()
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    receiver.wait_for_ids(&accepted, None, Duration::from_secs(30)).await;
     println!(
         "outage: {} accepted and all delivered, {unavailable} answered 503 while PostgreSQL was down",
         accepted.len()

@@ -8,7 +8,7 @@
 //! let got = receiver.wait_for(2, Duration::from_secs(5)).await;
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -251,6 +251,32 @@ impl Receiver {
                 );
             }
             actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits until every webhook id in `ids` has arrived (at or after `since`, when given);
+    /// panics naming how many never came, with a summary of what did.
+    pub async fn wait_for_ids(&self, ids: &BTreeSet<String>, since: Option<Instant>, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got: BTreeSet<String> = self
+                .received()
+                .iter()
+                .filter(|r| since.is_none_or(|s| r.at >= s))
+                .filter_map(|r| r.webhook_id().map(str::to_string))
+                .collect();
+            if ids.is_subset(&got) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let missing: Vec<_> = ids.difference(&got).collect();
+                panic!(
+                    "{} accepted events never arrived within {timeout:?}: {missing:?}\n{}",
+                    missing.len(),
+                    summary(&self.received())
+                );
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
