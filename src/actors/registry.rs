@@ -130,10 +130,6 @@ impl Registry {
         let (policy, timeout) = (self.ctx.policy.clone(), self.ctx.settings.delivery.timeout);
         self.client.get_or_insert_with(|| build_client(policy, timeout)).clone()
     }
-
-    pub fn actor_count(&self) -> usize {
-        self.endpoints.len()
-    }
 }
 
 impl Actor for Registry {
@@ -212,19 +208,6 @@ impl Handler<EndpointGone> for Registry {
         } else {
             EndpointActor::release_leases(&self.ctx, &msg.0);
         }
-    }
-}
-
-/// How many endpoint actors this node runs (for metrics).
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct CountActors;
-
-impl Handler<CountActors> for Registry {
-    type Result = usize;
-
-    fn handle(&mut self, _: CountActors, _: &mut Context<Self>) -> usize {
-        self.actor_count()
     }
 }
 

@@ -133,13 +133,7 @@ impl Scheduler {
                 for (ep, published) in disabled {
                     log::warn!("endpoint {} disabled: no success since {:?}", ep.id, ep.failing_since);
                     registry.do_send(super::messages::EndpointGone(ep.id.clone()));
-                    if let crate::store::events::Published::Created { event, deliveries } = published {
-                        act.registry.do_send(super::registry::Committed(event.seq));
-                        let rows = deliveries.into_iter().map(|(d, e)| (d, event.clone(), e)).collect();
-                        for batch in dispatches(rows, act.ctx.settings.delivery.max_in_flight) {
-                            act.registry.do_send(batch);
-                        }
-                    }
+                    super::announce(&act.ctx, &act.registry, &published);
                 }
             }
             Err(e) => log::warn!("checking failing endpoints failed: {}", e.message),
