@@ -80,18 +80,9 @@ impl DeliveryView {
 
     pub fn with_event(d: Delivery, e: Event) -> Self {
         let mut view = Self::new(d, Some(e.id.clone()));
-        view.event = Some(event_summary(&e));
+        view.event = Some(crate::api::events::event_view(&e));
         view
     }
-}
-
-pub fn event_summary(e: &Event) -> serde_json::Value {
-    json!({
-        "id": e.id,
-        "type": e.event_type,
-        "created_at": rfc3339(e.created_at),
-        "data": serde_json::from_str::<serde_json::Value>(&e.payload).unwrap_or(serde_json::Value::Null),
-    })
 }
 
 /// A page of deliveries (with their events), for the endpoint log and the dead letters.

@@ -155,7 +155,8 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(page(rows, &req, |e| e.seq.to_string(), |e| event_view(&e))))
 }
 
-fn event_view(e: &Event) -> Value {
+/// An event as the API shows it (lists, one event, the event of a dead letter).
+pub fn event_view(e: &Event) -> Value {
     json!({
         "id": e.id,
         "type": e.event_type,
