@@ -22,7 +22,7 @@ use crate::config::Settings;
 use crate::delivery::circuit::CircuitConfig;
 use crate::delivery::envelope::envelope;
 use crate::delivery::retry::RetryPolicy;
-use crate::delivery::signing::SignatureScheme;
+use crate::delivery::signing::{SignatureScheme, secrets_in_force};
 use crate::delivery::ssrf::UrlPolicy;
 use crate::error::ApiError;
 use crate::ids::now_ms;
@@ -124,12 +124,11 @@ pub struct EndpointSnapshot {
 
 impl EndpointSnapshot {
     pub fn from_row(ep: &Endpoint, default_max_in_flight: u32, now: i64) -> Self {
-        let mut secrets = vec![ep.secret.clone()];
-        if let (Some(prev), Some(until)) = (&ep.previous_secret, ep.previous_secret_expires_at)
-            && until > now
-        {
-            secrets.push(prev.clone());
-        }
+        let secrets =
+            secrets_in_force(&ep.secret, ep.previous_secret.as_deref(), ep.previous_secret_expires_at, now)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
         let headers: HashMap<String, String> = serde_json::from_str(&ep.headers).unwrap_or_default();
         Self {
             id: ep.id.clone(),

@@ -42,6 +42,23 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 /// A new `whsec_` secret, usable with any Standard Webhooks library.
+/// The secrets in force after a rotation: the current one first, then the previous one
+/// until its grace period ends (outgoing signatures and inbound verification alike).
+pub fn secrets_in_force<'a>(
+    current: &'a str,
+    previous: Option<&'a str>,
+    until: Option<i64>,
+    now: i64,
+) -> Vec<&'a str> {
+    let mut out = vec![current];
+    if let (Some(prev), Some(until)) = (previous, until)
+        && until > now
+    {
+        out.push(prev);
+    }
+    out
+}
+
 pub fn generate_secret() -> String {
     format!("whsec_{}", B64.encode(random_bytes::<32>()))
 }
@@ -258,6 +275,13 @@ pub fn verify_hmac_sha256(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_secret_stays_in_force_until_its_grace_ends() {
+        assert_eq!(secrets_in_force("new", Some("old"), Some(100), 99), vec!["new", "old"]);
+        assert_eq!(secrets_in_force("new", Some("old"), Some(100), 100), vec!["new"]);
+        assert_eq!(secrets_in_force("new", None, None, 0), vec!["new"]);
+    }
 
     const NOW: i64 = 1_700_000_000;
     const TOL: i64 = 300;

@@ -28,13 +28,12 @@ impl Source {
     /// The secrets a signature may be made with: the current one, then the previous one
     /// during its grace period.
     pub fn secrets(&self, now: i64) -> Vec<&str> {
-        let mut out = vec![self.secret.as_str()];
-        if let (Some(prev), Some(until)) = (&self.previous_secret, self.previous_secret_expires_at)
-            && until > now
-        {
-            out.push(prev);
-        }
-        out
+        crate::delivery::signing::secrets_in_force(
+            &self.secret,
+            self.previous_secret.as_deref(),
+            self.previous_secret_expires_at,
+            now,
+        )
     }
 }
 
