@@ -13,7 +13,7 @@ use super::registry::Registry;
 use super::{DeliveryContext, FirstAttempt, announce, register_waiters};
 use crate::error::ApiError;
 use crate::store::endpoints::Endpoint;
-use crate::store::events::{self, NewEvent, Published};
+use crate::store::events::{NewEvent, PublishTxn, Published};
 use crate::store::write_txn;
 
 /// Publishes written per transaction at most.
@@ -61,10 +61,13 @@ impl Publisher {
                 .db
                 .run(move |conn| {
                     write_txn(conn, |c| {
-                        requests
+                        let mut txn = PublishTxn::default();
+                        let published = requests
                             .iter()
-                            .map(|(event, only)| events::publish_in_txn(c, event, only.as_ref(), &lease))
-                            .collect::<Result<Vec<_>, _>>()
+                            .map(|(event, only)| txn.publish(c, event, only.as_ref(), &lease))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        txn.finish(c)?;
+                        Ok(published)
                     })
                 })
                 .await;

@@ -1,6 +1,8 @@
 //! Events and the outbox: an event and one delivery per subscribed endpoint are written in
 //! one transaction, so a committed publish always has its deliveries.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::deliveries::{Delivery, NewDelivery};
@@ -81,36 +83,93 @@ pub fn publish_in_txn(
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
 ) -> Result<Published, ApiError> {
-    // The lock comes before the id check: with it held, check-then-insert cannot race
-    // another node's publish of the same id (SQLite's BEGIN IMMEDIATE does the same).
-    if let DbConn::Pg(pg) = c {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
+    let mut txn = PublishTxn::default();
+    let published = txn.publish(c, new, only_endpoint, lease)?;
+    txn.finish(c)?;
+    Ok(published)
+}
+
+/// Many publishes in one transaction (group commit): the ordering lock is taken once, each
+/// organisation's endpoints are read once, and other nodes are notified once, at the end.
+#[derive(Default)]
+pub struct PublishTxn {
+    locked: bool,
+    /// Active endpoints per organisation, as read inside this transaction.
+    endpoints: HashMap<String, Vec<Endpoint>>,
+    last_seq: Option<i64>,
+}
+
+impl PublishTxn {
+    pub fn publish(
+        &mut self,
+        c: &mut DbConn,
+        new: &NewEvent,
+        only_endpoint: Option<&Endpoint>,
+        lease: &Lease,
+    ) -> Result<Published, ApiError> {
+        // The lock comes before the id check: with it held, check-then-insert cannot race
+        // another node's publish of the same id (SQLite's BEGIN IMMEDIATE does the same).
+        if !self.locked {
+            if let DbConn::Pg(pg) = c {
+                diesel::sql_query(format!("SELECT pg_advisory_xact_lock({PUBLISH_LOCK_KEY})")).execute(pg)?;
+            }
+            self.locked = true;
+        }
+        let Some(event) = insert_new(c, new)? else {
+            let existing = find(c, &new.org_id, &new.id)?
+                .ok_or_else(|| ApiError::internal("conflicting event vanished"))?;
+            let delivery_count = count_deliveries(c, existing.seq)?;
+            return Ok(Published::Existing { event: existing, delivery_count });
+        };
+        self.last_seq = Some(event.seq);
+        let targets = match only_endpoint {
+            Some(ep) => vec![ep.clone()],
+            None => {
+                if !self.endpoints.contains_key(&new.org_id) {
+                    let active = endpoints::active(c, &new.org_id)?;
+                    self.endpoints.insert(new.org_id.clone(), active);
+                }
+                self.endpoints[&new.org_id].iter().filter(|ep| ep.matches(&new.event_type)).cloned().collect()
+            }
+        };
+        let rows: Vec<NewDelivery> = targets
+            .iter()
+            .map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease)))
+            .collect();
+        if !rows.is_empty() {
+            super::insert_all!(c, d::deliveries, &rows)?;
+        }
+        let deliveries = rows.into_iter().map(NewDelivery::into_delivery).zip(targets).collect();
+        Ok(Published::Created { event, deliveries })
     }
-    if let Some(existing) = find(c, &new.org_id, &new.id)? {
-        let delivery_count = count_deliveries(c, existing.seq)?;
-        return Ok(Published::Existing { event: existing, delivery_count });
+
+    /// Tells other nodes' streams, at commit, how far the sequence has gone.
+    pub fn finish(self, c: &mut DbConn) -> Result<(), ApiError> {
+        if let (Some(seq), DbConn::Pg(pg)) = (self.last_seq, c) {
+            diesel::sql_query(format!("SELECT pg_notify('{}', '{seq}')", super::notify::CHANNEL))
+                .execute(pg)?;
+        }
+        Ok(())
     }
-    diesel::insert_into(ev::events).values(new).execute(c).map_err(|e| {
-        if super::is_unique_violation(&e) { ApiError::conflict("event id already used") } else { e.into() }
-    })?;
-    let event =
-        find(c, &new.org_id, &new.id)?.ok_or_else(|| ApiError::internal("inserted event vanished"))?;
-    if let DbConn::Pg(pg) = c {
-        // Other nodes' streams learn of it at commit.
-        diesel::sql_query(format!("SELECT pg_notify('{}', '{}')", super::notify::CHANNEL, event.seq))
-            .execute(pg)?;
-    }
-    let targets = match only_endpoint {
-        Some(ep) => vec![ep.clone()],
-        None => endpoints::subscribed(c, &new.org_id, &new.event_type)?,
+}
+
+/// Inserts the event unless the organisation already has one with its id (then `None`).
+fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, ApiError> {
+    let inserted = match c {
+        DbConn::Pg(pg) => diesel::insert_into(ev::events)
+            .values(new)
+            .on_conflict_do_nothing()
+            .returning(Event::as_returning())
+            .get_result(pg)
+            .optional(),
+        DbConn::Sqlite(lite) => diesel::insert_into(ev::events)
+            .values(new)
+            .on_conflict_do_nothing()
+            .returning(Event::as_returning())
+            .get_result(lite)
+            .optional(),
     };
-    let rows: Vec<NewDelivery> =
-        targets.iter().map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease))).collect();
-    if !rows.is_empty() {
-        super::insert_all!(c, d::deliveries, &rows)?;
-    }
-    let deliveries = rows.into_iter().map(NewDelivery::into_delivery).zip(targets).collect();
-    Ok(Published::Created { event, deliveries })
+    Ok(inserted?)
 }
 
 pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, ApiError> {
