@@ -68,6 +68,7 @@ impl Application {
             db,
             settings: settings.clone(),
             keys: Default::default(),
+            schemas: Default::default(),
             limiter: Default::default(),
             metrics,
             inbound: actix::Actor::start(Inbound::new(engine.clone())),

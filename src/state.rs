@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::actors::Engine;
 use crate::actors::inbound::Inbound;
 use crate::api::auth::KeyCache;
+use crate::api::event_types::SchemaCache;
 use crate::api::rate_limit::RateLimiter;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -14,6 +15,7 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub keys: KeyCache,
+    pub schemas: SchemaCache,
     pub limiter: RateLimiter,
     pub metrics: Arc<Metrics>,
     pub engine: Engine,

@@ -1,9 +1,12 @@
 //! Event types: names publishers use, optionally with a JSON Schema for their `data`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
@@ -15,6 +18,54 @@ use crate::store::event_types::{self, EventType};
 use crate::timefmt::rfc3339;
 
 pub const MAX_TYPE_LEN: usize = 128;
+
+/// How long "this type is not registered" is believed: another node may register it.
+const UNREGISTERED_TTL: Duration = Duration::from_secs(1);
+const SCHEMA_CACHE_MAX: usize = 10_000;
+
+/// The JSON Schema each publish is checked against, kept in memory. Event types are never
+/// changed once registered, so a registered type's schema stays valid for good; only the
+/// absence of a registration is re-read, after `UNREGISTERED_TTL`.
+#[derive(Default)]
+pub struct SchemaCache {
+    /// (org, type) → (schema, when "unregistered" was read; None for registered types).
+    entries: Mutex<HashMap<(String, String), (Option<Arc<Value>>, Option<Instant>)>>,
+}
+
+impl SchemaCache {
+    fn get(&self, key: &(String, String)) -> Option<Option<Arc<Value>>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(key)? {
+            (_, Some(read_at)) if read_at.elapsed() >= UNREGISTERED_TTL => None,
+            (schema, _) => Some(schema.clone()),
+        }
+    }
+
+    fn put(&self, key: (String, String), schema: Option<Arc<Value>>, registered: bool) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= SCHEMA_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (schema, (!registered).then(Instant::now)));
+    }
+}
+
+/// The schema a publish of `name` must match, if its type is registered with one.
+pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Option<Arc<Value>>, ApiError> {
+    let key = (org_id.to_string(), name.to_string());
+    if let Some(schema) = state.schemas.get(&key) {
+        return Ok(schema);
+    }
+    let (org, n) = key.clone();
+    let registered = state.db.run(move |conn| event_types::find_by_name(conn, &org, &n)).await?;
+    let schema = registered
+        .as_ref()
+        .and_then(|t| t.json_schema.as_deref())
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .map(Arc::new);
+    state.schemas.put(key, schema.clone(), registered.is_some());
+    Ok(schema)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +141,10 @@ pub async fn create(
         created_at: now_ms(),
     };
     let view = EventTypeView::from(row.clone());
+    let key = (row.org_id.clone(), row.name.clone());
+    let schema = row.json_schema.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()).map(Arc::new);
     state.db.run(move |conn| event_types::insert(conn, &row)).await?;
+    state.schemas.put(key, schema, true);
     Ok(HttpResponse::Created().json(view))
 }
 

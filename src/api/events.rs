@@ -8,14 +8,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::api::auth::OrgAuth;
-use crate::api::event_types::validate_type_name;
+use crate::api::event_types::{schema_for, validate_type_name};
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
+use crate::store::deliveries;
 use crate::store::events::{self, Event, EventFilter, NewEvent, Published};
-use crate::store::{deliveries, event_types};
 use crate::timefmt::{rfc3339, rfc3339_opt};
 
 const MAX_ID_LEN: usize = 255;
@@ -78,11 +78,7 @@ pub async fn publish(
     let p = body.0;
     check_publish(&p)?;
     let wait = query.get("wait").is_some_and(|v| v == "true" || v == "1");
-    let (org, name) = (auth.org_id.clone(), p.event_type.clone());
-    let registered = state.db.run(move |conn| event_types::find_by_name(conn, &org, &name)).await?;
-    if let Some(schema) =
-        registered.and_then(|t| t.json_schema).and_then(|s| serde_json::from_str::<Value>(&s).ok())
-    {
+    if let Some(schema) = schema_for(&state, &auth.org_id, &p.event_type).await? {
         let failures = crate::json_schema::validate(&schema, &p.data);
         if !failures.is_empty() {
             let issues = failures.into_iter().map(|f| Issue { path: f.path, message: f.message }).collect();
