@@ -11,6 +11,11 @@ use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
 use crate::error::ApiError;
 
+diesel::define_sql_function! {
+    /// SQL's COALESCE for a nullable time and a fallback.
+    fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::BigInt>, y: diesel::sql_types::BigInt) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>;
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = super::schema::deliveries)]
 pub struct Delivery {
@@ -197,15 +202,11 @@ pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result
                             d::last_status_code.eq(att.status_code),
                             d::last_error.eq(&att.error),
                             d::last_attempt_at.eq(att.started_at),
+                            d::first_attempt_at.eq(coalesce(d::first_attempt_at, att.started_at)),
                             d::updated_at.eq(now),
                             lease_clear,
                         ))
                         .execute(c)?;
-                    diesel::update(
-                        d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::first_attempt_at.is_null()),
-                    )
-                    .set(d::first_attempt_at.eq(att.started_at))
-                    .execute(c)?;
                 }
                 None => {
                     diesel::update(row)
