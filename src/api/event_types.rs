@@ -28,9 +28,11 @@ const SCHEMA_CACHE_MAX: usize = 10_000;
 /// absence of a registration is re-read, after `UNREGISTERED_TTL`.
 #[derive(Default)]
 pub struct SchemaCache {
-    /// (org, type) → (schema, when "unregistered" was read; None for registered types).
-    entries: Mutex<HashMap<(String, String), (Option<Arc<Value>>, Option<Instant>)>>,
+    entries: Mutex<HashMap<(String, String), CachedSchema>>,
 }
+
+/// A type's schema, and when "not registered" was read (None for registered types).
+type CachedSchema = (Option<Arc<Value>>, Option<Instant>);
 
 impl SchemaCache {
     fn get(&self, key: &(String, String)) -> Option<Option<Arc<Value>>> {
