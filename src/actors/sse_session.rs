@@ -30,12 +30,11 @@ pub struct StreamEvent {
     pub data: String,
 }
 
-impl StreamEvent {
-    pub fn sse(&self) -> sse::Event {
-        sse::Event::Data(
-            sse::Data::new(self.data.clone()).id(self.seq.to_string()).event(self.event_type.clone()),
-        )
-    }
+/// One SSE frame. `named` adds the `event:` line (the event type); without it a browser's
+/// `EventSource.onmessage` receives every type, which it cannot when types are named.
+fn frame(seq: i64, event_type: &str, data: String, named: bool) -> sse::Event {
+    let frame = sse::Data::new(data).id(seq.to_string());
+    sse::Event::Data(if named { frame.event(event_type.to_string()) } else { frame })
 }
 
 pub fn filter_matches(types: &[String], event_type: &str) -> bool {
@@ -57,6 +56,7 @@ pub struct SseSession {
     id: u64,
     org_id: String,
     types: Arc<Vec<String>>,
+    named: bool,
     tx: mpsc::Sender<sse::Event>,
     resume_after: Option<i64>,
     replaying: bool,
@@ -70,6 +70,7 @@ impl SseSession {
         registry: Addr<Registry>,
         org_id: String,
         types: Vec<String>,
+        named: bool,
         resume_after: Option<i64>,
         tx: mpsc::Sender<sse::Event>,
     ) -> Self {
@@ -80,6 +81,7 @@ impl SseSession {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             org_id,
             types: Arc::new(types),
+            named,
             tx,
             resume_after,
             replaying: true,
@@ -92,7 +94,7 @@ impl SseSession {
         if event.seq <= self.last_sent {
             return;
         }
-        match self.tx.try_send(event.sse()) {
+        match self.tx.try_send(frame(event.seq, &event.event_type, event.data.clone(), self.named)) {
             Ok(()) => {
                 self.last_sent = event.seq;
                 self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
@@ -115,6 +117,7 @@ impl SseSession {
     fn replay(&mut self, after: i64, until: i64, ctx: &mut Context<Self>) {
         let (db, org, types, tx) =
             (self.ctx.db.clone(), self.org_id.clone(), self.types.clone(), self.tx.clone());
+        let named = self.named;
         let metrics = self.ctx.metrics.clone();
         let work = async move {
             let mut cursor = after;
@@ -124,10 +127,9 @@ impl SseSession {
                     db.run(move |conn| events::stream_page(conn, &o, &t, cursor, until, REPLAY_PAGE)).await?;
                 let full = page.len() as i64 == REPLAY_PAGE;
                 for e in page {
-                    let event = sse::Data::new(crate::delivery::envelope::envelope_text(&e))
-                        .id(e.seq.to_string())
-                        .event(e.event_type.clone());
-                    if tx.send(sse::Event::Data(event)).await.is_err() {
+                    let event =
+                        frame(e.seq, &e.event_type, crate::delivery::envelope::envelope_text(&e), named);
+                    if tx.send(event).await.is_err() {
                         return Ok(None);
                     }
                     metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,6 @@
-//! Who is calling: an organisation's API key (`Authorization: Bearer …`) or the admin
-//! token from the configuration. Resolving a key also spends one unit of its
-//! organisation's rate limit.
+//! Who is calling: an organisation's API key (`Authorization: Bearer …`), a dashboard
+//! session cookie standing for one, or the admin token from the configuration. Resolving
+//! a key or session also spends one unit of its organisation's rate limit.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -10,14 +10,21 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
 use crate::api::rate_limit::RateStatus;
 use crate::error::ApiError;
-use crate::ids::sha256_hex;
+use crate::ids::{now_ms, sha256_hex};
 use crate::state::AppState;
 use crate::store::api_keys::{self, KeyOwner};
+use crate::store::sessions;
+
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "herald_session";
+
+/// Requests per minute an organisation's dashboard sessions may make together.
+const DASHBOARD_RATE_PER_MINUTE: u32 = 1200;
 
 /// A resolved key stays cached this long: keys are looked up on every request.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
@@ -73,17 +80,65 @@ pub async fn resolve_key(state: &AppState, key: &str) -> Result<Option<KeyOwner>
     Ok(owner)
 }
 
+/// The key owner behind a live session cookie, and when it expires. Not cached: signing
+/// out must take effect on every node at once, and the dashboard is light traffic.
+pub async fn resolve_session(state: &AppState, token: &str) -> Result<Option<(KeyOwner, i64)>, ApiError> {
+    let hash = sha256_hex(token.as_bytes());
+    state.db.run(move |conn| sessions::find_valid(conn, &hash, now_ms())).await
+}
+
+/// A cookie is sent by the browser whoever asked for the request, so a state-changing
+/// request carried by one must come from herald's own page. SameSite=Strict already keeps
+/// the cookie off cross-site requests; this also covers browsers that ignore it.
+fn check_same_origin(req: &HttpRequest) -> Result<(), ApiError> {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = req.connection_info().host().to_string();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    if origin_host.eq_ignore_ascii_case(&host) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "Cross-site request refused: the session cookie only works from herald's own page",
+        ))
+    }
+}
+
+/// Who is calling, and whether through a dashboard session.
+async fn owner_of(req: &HttpRequest, state: &AppState) -> Result<(KeyOwner, bool), ApiError> {
+    if let Some(token) = bearer_token(req) {
+        let owner =
+            resolve_key(state, &token).await?.ok_or_else(|| ApiError::unauthorized("Invalid API key"))?;
+        return Ok((owner, false));
+    }
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+        return Err(ApiError::unauthorized("Missing API key (Authorization: Bearer <key>)"));
+    };
+    check_same_origin(req)?;
+    let found = resolve_session(state, cookie.value()).await?;
+    let (owner, _) =
+        found.ok_or_else(|| ApiError::unauthorized("Session expired or signed out: sign in again"))?;
+    Ok((owner, true))
+}
+
 /// Authenticates the request once; later calls on the same request reuse the answer.
 pub async fn authenticate(req: &HttpRequest) -> Result<OrgAuth, ApiError> {
     if let Some(auth) = req.extensions().get::<OrgAuth>() {
         return Ok(auth.clone());
     }
     let state = app_state(req)?;
-    let token = bearer_token(req)
-        .ok_or_else(|| ApiError::unauthorized("Missing API key (Authorization: Bearer <key>)"))?;
-    let owner =
-        resolve_key(&state, &token).await?.ok_or_else(|| ApiError::unauthorized("Invalid API key"))?;
-    let status = state.limiter.check(&owner.org_id, owner.rate_limit_per_minute.max(1) as u32);
+    let (owner, by_session) = owner_of(req, &state).await?;
+    // People watching the dashboard get a bucket of their own, so a busy producer does not
+    // lock them out and their page's polling does not eat the producer's limit.
+    let status = if by_session {
+        state.limiter.check(&format!("{}#dashboard", owner.org_id), DASHBOARD_RATE_PER_MINUTE)
+    } else {
+        state.limiter.check(&owner.org_id, owner.rate_limit_per_minute.max(1) as u32)
+    };
     req.extensions_mut().insert(status);
     if !status.allowed {
         state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -15,7 +15,9 @@ pub mod middleware;
 pub mod openapi;
 pub mod pagination;
 pub mod rate_limit;
+pub mod sessions;
 pub mod sources;
+pub mod stats;
 pub mod stream;
 
 use actix_web::http::Method;
@@ -57,6 +59,8 @@ macro_rules! route {
 
 pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/" => crate::dashboard::index, 200, Public, "The web page"),
+    route!(GET "/dashboard/app.js" => crate::dashboard::script, 200, Public, "The web page's script"),
+    route!(GET "/dashboard/app.css" => crate::dashboard::style, 200, Public, "The web page's style sheet"),
     route!(GET "/healthz" => health::healthz, 200, Public, "Liveness"),
     route!(GET "/readyz" => health::readyz, 200, Public, "Readiness: database reachable"),
     route!(GET "/metrics" => health::metrics, 200, Public, "Prometheus metrics"),
@@ -77,7 +81,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(POST "/v1/events" => events::publish, 202, ApiKey, "Publish an event (?wait=true answers after the first attempts)"),
     route!(GET "/v1/events" => events::list, 200, ApiKey, "List events (?type=&from=&to=)"),
     // Before /v1/events/{id}, which would otherwise match "stream".
-    route!(GET "/v1/events/stream" => stream::stream, 200, ApiKey, "Server-Sent Events (?types=a,b.*; Last-Event-ID resumes; ?token=)"),
+    route!(GET "/v1/events/stream" => stream::stream, 200, ApiKey, "Server-Sent Events (?types=a,b.*; Last-Event-ID resumes; ?token=; ?unnamed=true omits event: lines)"),
     route!(POST "/v1/stream-tokens" => stream::create_token, 201, ApiKey, "A short-lived token for ?token= on the stream"),
     route!(GET "/v1/events/{id}" => events::get, 200, ApiKey, "One event with the status of each delivery"),
     route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),
@@ -91,6 +95,10 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/sources/{id}/receipts" => sources::receipts, 200, ApiKey, "What arrived at a source"),
     route!(POST "/v1/inbound/{source_id}" => inbound::ingest, 200, Signature, "A provider's webhook, authenticated by its signature"),
     route!(POST "/v1/dead-letters/replay" => deliveries::replay_dead_letters, 202, ApiKey, "Re-queue dead letters {ids?, endpoint_id?}"),
+    route!(POST "/v1/sessions" => sessions::create, 201, Public, "Sign in {key}: sets an HttpOnly session cookie for the dashboard"),
+    route!(GET "/v1/sessions" => sessions::current, 200, Public, "The session the cookie stands for (401 when signed out)"),
+    route!(DELETE "/v1/sessions" => sessions::delete, 204, Public, "Sign out: the cookie stops working"),
+    route!(GET "/v1/stats" => stats::get, 200, ApiKey, "Attempts per minute by outcome and their latency (?minutes=60)"),
 ];
 
 /// Registers every route, one resource per path, each answering 405 to other methods.

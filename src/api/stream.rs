@@ -90,9 +90,14 @@ pub async fn stream(
         None => authenticate(&req).await?.org_id,
     };
     let resume_after = last_event_id(&req, &query)?;
+    let named = match query.get("unnamed").map(String::as_str) {
+        None | Some("false") | Some("0") => true,
+        Some("true") | Some("1") | Some("") => false,
+        Some(_) => return Err(ApiError::invalid_field(&["unnamed"], "must be true or false")),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(state.settings.sse.mailbox);
-    SseSession::new(state.engine.ctx.clone(), state.engine.registry.clone(), org_id, types, resume_after, tx)
-        .start();
+    let (ctx, registry) = (state.engine.ctx.clone(), state.engine.registry.clone());
+    SseSession::new(ctx, registry, org_id, types, named, resume_after, tx).start();
     let body = Sse::from_infallible_receiver(rx).with_retry_duration(RETRY_HINT);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

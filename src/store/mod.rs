@@ -30,7 +30,9 @@ pub mod nodes;
 pub mod notify;
 pub mod orgs;
 pub mod schema;
+pub mod sessions;
 pub mod sources;
+pub mod stats;
 pub mod stream_tokens;
 
 use std::time::Duration;

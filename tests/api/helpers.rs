@@ -198,6 +198,10 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    pub fn backend_name(&self) -> &'static str {
+        if self.pg_database.is_some() { "postgres" } else { "sqlite" }
+    }
+
     pub async fn request(&self, method: &str, path: &str, key: Option<&str>, body: Option<&Value>) -> Reply {
         let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.client.request(method, self.url(path));

@@ -5,11 +5,13 @@ mod helpers;
 
 mod cli;
 mod cluster;
+mod dashboard;
 mod delivery;
 mod foundation;
 mod inbound;
 mod outage;
 mod receiver;
+mod sessions;
 mod shutdown;
 mod sse_client;
 mod stream;

@@ -304,3 +304,22 @@ async fn streams_span_nodes_sqlite() {
 async fn streams_span_nodes_postgres() {
     a_stream_on_one_node_sees_events_published_on_another(Backend::Postgres).await;
 }
+
+both_backends!(unnamed_frames_reach_an_event_source_onmessage, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    let mut s = connect(&app, "/v1/events/stream?unnamed=true", &[auth(&key)]).await;
+    assert_eq!(s.status, 200);
+    let seq = publish(&app, &key, "order.created", 1).await;
+    let frame = loop {
+        match s.next_frame(WAIT).await.expect("a frame") {
+            Frame::Event { id, event, data } => break (id, event, data),
+            _ => continue,
+        }
+    };
+    assert_eq!(frame.0, Some(seq.to_string()));
+    assert_eq!(frame.1, None, "no event: line, so EventSource dispatches it as a message");
+    let envelope: serde_json::Value = serde_json::from_str(&frame.2).unwrap();
+    assert_eq!(envelope["type"], "order.created", "the type is still in the data");
+    let bad = app.get("/v1/events/stream?unnamed=maybe", &key).await;
+    assert_error(&bad, 400, "VALIDATION_ERROR");
+});

@@ -1,0 +1,2 @@
+DROP INDEX sessions_expires;
+DROP INDEX delivery_attempts_started;
