@@ -1,0 +1,160 @@
+//! The webhook receiver: an actix-web server on its own worker threads that answers 204 at
+//! once and records, per delivery, when it arrived and which (endpoint, event) it was, so
+//! the bench can count deliveries, duplicates and publish-to-receive latency.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::util::{now_us, number_after, span_us};
+
+/// What the receiver counts for the scenario under way.
+#[derive(Default)]
+pub struct Recorder {
+    tally: Mutex<Tally>,
+    unique: AtomicU64,
+    duplicates: AtomicU64,
+    other: AtomicU64,
+}
+
+#[derive(Default)]
+struct Tally {
+    endpoints: usize,
+    events: usize,
+    /// Deliveries seen per (endpoint, event index).
+    counts: Vec<u16>,
+    latencies_us: Vec<u32>,
+    first_us: u64,
+    last_us: u64,
+}
+
+/// What arrived since the last reset.
+pub struct Received {
+    pub unique: u64,
+    pub duplicates: u64,
+    /// Publish (or scheduled send) to receive, of each first delivery.
+    pub latencies_us: Vec<u32>,
+    pub last_us: u64,
+}
+
+impl Recorder {
+    /// Starts counting for `endpoints` × `events` expected deliveries.
+    pub fn reset(&self, endpoints: usize, events: usize) {
+        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        *tally = Tally {
+            endpoints,
+            events,
+            counts: vec![0; endpoints * events],
+            latencies_us: Vec::with_capacity(endpoints * events),
+            ..Tally::default()
+        };
+        self.unique.store(0, Ordering::SeqCst);
+        self.duplicates.store(0, Ordering::SeqCst);
+        self.other.store(0, Ordering::SeqCst);
+    }
+
+    pub fn unique(&self) -> u64 {
+        self.unique.load(Ordering::Relaxed)
+    }
+
+    pub fn other(&self) -> u64 {
+        self.other.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, endpoint: usize, body: &[u8], now: u64) {
+        let (Some(index), Some(sent)) = (number_after(body, br#""i":"#), number_after(body, br#""t":"#))
+        else {
+            self.other.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = index as usize;
+        if endpoint >= tally.endpoints || index >= tally.events {
+            self.other.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let slot = endpoint * tally.events + index;
+        tally.counts[slot] = tally.counts[slot].saturating_add(1);
+        if tally.counts[slot] > 1 {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        tally.latencies_us.push(span_us(sent, now));
+        if tally.first_us == 0 {
+            tally.first_us = now;
+        }
+        tally.last_us = now;
+        self.unique.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn take(&self) -> Received {
+        let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        Received {
+            unique: self.unique.load(Ordering::SeqCst),
+            duplicates: self.duplicates.load(Ordering::SeqCst),
+            latencies_us: std::mem::take(&mut tally.latencies_us),
+            last_us: tally.last_us,
+        }
+    }
+}
+
+async fn hook(recorder: web::Data<Recorder>, endpoint: web::Path<usize>, body: web::Bytes) -> HttpResponse {
+    recorder.record(endpoint.into_inner(), &body, now_us());
+    HttpResponse::NoContent().finish()
+}
+
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub recorder: Arc<Recorder>,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Listens on 127.0.0.1 (a free port) with its own `workers` threads; `POST /hook/{n}`
+    /// is endpoint number n.
+    pub fn start(workers: usize) -> io::Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let recorder = Arc::new(Recorder::default());
+        let data = web::Data::from(recorder.clone());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new().name("bench-receiver".into()).spawn(move || {
+            let served = actix_web::rt::System::new().block_on(async move {
+                let server = HttpServer::new(move || {
+                    App::new().app_data(data.clone()).route("/hook/{endpoint}", web::post().to(hook))
+                })
+                .workers(workers.max(1))
+                .backlog(4096)
+                .keep_alive(Duration::from_secs(120))
+                .disable_signals()
+                .listen(listener)?
+                .run();
+                let _ = tx.send(server.handle());
+                server.await
+            });
+            if let Err(e) = served {
+                eprintln!("herald-bench: the receiver stopped: {e}");
+            }
+        })?;
+        let handle = rx.recv().map_err(|_| io::Error::other("the receiver did not start"))?;
+        Ok(Self { addr, recorder, handle, thread: Some(thread) })
+    }
+
+    pub fn url(&self, endpoint: usize) -> String {
+        format!("http://{}/hook/{endpoint}", self.addr)
+    }
+
+    pub fn stop(mut self) {
+        actix_web::rt::System::new().block_on(self.handle.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
