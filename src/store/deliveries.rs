@@ -183,7 +183,10 @@ pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result
         if !attempts.is_empty() {
             super::insert_all!(c, a::delivery_attempts, &attempts)?;
         }
-        for u in updates {
+        // In id order (stable: one delivery's results keep theirs), as renew_leases locks.
+        let mut ordered: Vec<&DeliveryUpdate> = updates.iter().collect();
+        ordered.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
+        for u in ordered {
             let row = d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::status.eq("pending"));
             let (status, next_at) = match u.next {
                 NextState::Succeeded => ("succeeded", None),
@@ -280,9 +283,34 @@ pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Eve
 
 /// Keeps this node's claims alive while its actors hold them.
 pub fn renew_leases(conn: &mut DbConn, owner: &str, expires_at: i64) -> Result<usize, ApiError> {
-    Ok(diesel::update(d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")))
-        .set(d::lease_expires_at.eq(expires_at))
-        .execute(conn)?)
+    update_held(conn, owner, "lease_expires_at = $2", Some(expires_at))
+}
+
+/// Updates every pending delivery `owner` holds. On PostgreSQL the rows are locked in id
+/// order first, the order the ResultWriter writes in, so the two never deadlock.
+fn update_held(
+    conn: &mut DbConn,
+    owner: &str,
+    set: &str,
+    expires_at: Option<i64>,
+) -> Result<usize, ApiError> {
+    use diesel::sql_types::{BigInt, Nullable, Text};
+    match conn {
+        DbConn::Pg(pg) => Ok(diesel::sql_query(format!(
+            "UPDATE deliveries SET {set} WHERE id IN (SELECT id FROM deliveries \
+             WHERE lease_owner = $1 AND status = 'pending' ORDER BY id FOR UPDATE)"
+        ))
+        .bind::<Text, _>(owner)
+        .bind::<Nullable<BigInt>, _>(expires_at)
+        .execute(pg)?),
+        DbConn::Sqlite(lite) => Ok(diesel::sql_query(format!(
+            "UPDATE deliveries SET {} WHERE lease_owner = ?1 AND status = 'pending'",
+            set.replace('$', "?")
+        ))
+        .bind::<Text, _>(owner)
+        .bind::<Nullable<BigInt>, _>(expires_at)
+        .execute(lite)?),
+    }
 }
 
 /// Gives back this node's claims on an endpoint's deliveries (its actor restarted or left).
@@ -299,9 +327,7 @@ pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Re
 
 /// Gives back every claim this node holds (graceful shutdown).
 pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, ApiError> {
-    Ok(diesel::update(d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")))
-        .set((d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>)))
-        .execute(conn)?)
+    update_held(conn, owner, "lease_owner = NULL, lease_expires_at = $2", None)
 }
 
 /// Which deliveries a replay re-queues.
