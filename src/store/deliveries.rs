@@ -183,48 +183,111 @@ pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result
         if !attempts.is_empty() {
             super::insert_all!(c, a::delivery_attempts, &attempts)?;
         }
-        // In id order (stable: one delivery's results keep theirs), as renew_leases locks.
-        let mut ordered: Vec<&DeliveryUpdate> = updates.iter().collect();
-        ordered.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
-        for u in ordered {
-            let row = d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::status.eq("pending"));
-            let (status, next_at) = match u.next {
-                NextState::Succeeded => ("succeeded", None),
-                NextState::Failed => ("failed", None),
-                NextState::Dead => ("dead", None),
-                NextState::Retry(at) | NextState::Release(at) => ("pending", Some(at)),
-            };
-            let lease_clear = (d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>));
-            match &u.attempt {
-                Some(att) => {
-                    diesel::update(row)
-                        .set((
-                            d::status.eq(status),
-                            d::next_attempt_at.eq(next_at),
-                            d::attempt_count.eq(att.attempt),
-                            d::last_status_code.eq(att.status_code),
-                            d::last_error.eq(&att.error),
-                            d::last_attempt_at.eq(att.started_at),
-                            d::first_attempt_at.eq(coalesce(d::first_attempt_at, att.started_at)),
-                            d::updated_at.eq(now),
-                            lease_clear,
-                        ))
-                        .execute(c)?;
-                }
-                None => {
-                    diesel::update(row)
-                        .set((
-                            d::status.eq(status),
-                            d::next_attempt_at.eq(next_at),
-                            d::updated_at.eq(now),
-                            lease_clear,
-                        ))
-                        .execute(c)?;
-                }
+        let ids: std::collections::HashSet<&str> = updates.iter().map(|u| u.delivery_id.as_str()).collect();
+        match c {
+            // One statement for the whole batch; PostgreSQL would otherwise pay a round trip
+            // per result. (A delivery with two results in one batch goes row by row.)
+            DbConn::Pg(pg) if ids.len() == updates.len() => record_bulk_pg(pg, updates, now),
+            _ => record_rows(c, updates, now),
+        }
+    })
+}
+
+fn next_columns(next: &NextState) -> (&'static str, Option<i64>) {
+    match next {
+        NextState::Succeeded => ("succeeded", None),
+        NextState::Failed => ("failed", None),
+        NextState::Dead => ("dead", None),
+        NextState::Retry(at) | NextState::Release(at) => ("pending", Some(*at)),
+    }
+}
+
+fn record_bulk_pg(
+    pg: &mut diesel::PgConnection,
+    updates: &[DeliveryUpdate],
+    now: i64,
+) -> Result<(), ApiError> {
+    use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
+    let mut ids = Vec::with_capacity(updates.len());
+    let (mut statuses, mut next_ats, mut attempted) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut numbers, mut codes, mut errors, mut started) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for u in updates {
+        let (status, next_at) = next_columns(&u.next);
+        ids.push(u.delivery_id.clone());
+        statuses.push(status.to_string());
+        next_ats.push(next_at);
+        attempted.push(u.attempt.is_some());
+        numbers.push(u.attempt.as_ref().map(|a| a.attempt));
+        codes.push(u.attempt.as_ref().and_then(|a| a.status_code));
+        errors.push(u.attempt.as_ref().and_then(|a| a.error.clone()));
+        started.push(u.attempt.as_ref().map(|a| a.started_at));
+    }
+    // The rows are locked in id order first, as renew_leases does, so the two never deadlock.
+    diesel::sql_query(
+        "UPDATE deliveries AS d SET \
+           status = v.status, next_attempt_at = v.next_at, \
+           attempt_count = CASE WHEN v.attempted THEN v.attempt ELSE d.attempt_count END, \
+           last_status_code = CASE WHEN v.attempted THEN v.code ELSE d.last_status_code END, \
+           last_error = CASE WHEN v.attempted THEN v.error ELSE d.last_error END, \
+           last_attempt_at = CASE WHEN v.attempted THEN v.started ELSE d.last_attempt_at END, \
+           first_attempt_at = CASE WHEN v.attempted THEN COALESCE(d.first_attempt_at, v.started) \
+                              ELSE d.first_attempt_at END, \
+           updated_at = $9, lease_owner = NULL, lease_expires_at = NULL \
+         FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) \
+           AS v(id, status, next_at, attempted, attempt, code, error, started) \
+         WHERE d.id = v.id AND d.status = 'pending' AND d.id IN \
+           (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR UPDATE)",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .bind::<Array<Text>, _>(statuses)
+    .bind::<Array<Nullable<BigInt>>, _>(next_ats)
+    .bind::<Array<Bool>, _>(attempted)
+    .bind::<Array<Nullable<Integer>>, _>(numbers)
+    .bind::<Array<Nullable<Integer>>, _>(codes)
+    .bind::<Array<Nullable<Text>>, _>(errors)
+    .bind::<Array<Nullable<BigInt>>, _>(started)
+    .bind::<BigInt, _>(now)
+    .execute(pg)?;
+    Ok(())
+}
+
+fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result<(), ApiError> {
+    // In id order (stable: one delivery's results keep theirs), as renew_leases locks.
+    let mut ordered: Vec<&DeliveryUpdate> = updates.iter().collect();
+    ordered.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
+    for u in ordered {
+        let row = d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::status.eq("pending"));
+        let (status, next_at) = next_columns(&u.next);
+        let lease_clear = (d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>));
+        match &u.attempt {
+            Some(att) => {
+                diesel::update(row)
+                    .set((
+                        d::status.eq(status),
+                        d::next_attempt_at.eq(next_at),
+                        d::attempt_count.eq(att.attempt),
+                        d::last_status_code.eq(att.status_code),
+                        d::last_error.eq(&att.error),
+                        d::last_attempt_at.eq(att.started_at),
+                        d::first_attempt_at.eq(coalesce(d::first_attempt_at, att.started_at)),
+                        d::updated_at.eq(now),
+                        lease_clear,
+                    ))
+                    .execute(c)?;
+            }
+            None => {
+                diesel::update(row)
+                    .set((
+                        d::status.eq(status),
+                        d::next_attempt_at.eq(next_at),
+                        d::updated_at.eq(now),
+                        lease_clear,
+                    ))
+                    .execute(c)?;
             }
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }
 
 /// Claims up to `limit` due deliveries of active endpoints for `lease.owner`.
