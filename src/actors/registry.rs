@@ -12,7 +12,6 @@ use super::endpoint::{Configure, EndpointActor, Enqueue, Retire};
 use super::messages::{Dispatch, EndpointGone, EndpointUpdated, WakeAt};
 use super::sse_session::{CloseStream, Live, StreamEvent, filter_matches};
 use super::writer::ResultWriter;
-use crate::delivery::envelope::envelope_text;
 use crate::delivery::sender::build_client;
 use crate::store::events;
 
@@ -104,12 +103,7 @@ impl Registry {
                         if subscribers.is_empty() {
                             continue;
                         }
-                        let shared = Arc::new(StreamEvent {
-                            seq: e.seq,
-                            org_id: e.org_id.clone(),
-                            event_type: e.event_type.clone(),
-                            data: envelope_text(&e),
-                        });
+                        let shared = Arc::new(StreamEvent::new(&e));
                         for s in subscribers {
                             s.addr.do_send(Live(shared.clone()));
                         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web_lab::sse;
+use bytestring::ByteString;
 use tokio::sync::mpsc;
 
 use super::DeliveryContext;
@@ -26,15 +27,29 @@ const CLOSED_CHECK: Duration = Duration::from_secs(1);
 pub struct StreamEvent {
     pub seq: i64,
     pub org_id: String,
-    pub event_type: String,
-    pub data: String,
+    pub event_type: ByteString,
+    /// Shared by every session's frame (cloning it counts a reference, copies nothing).
+    pub data: ByteString,
+    pub id: ByteString,
 }
 
-/// One SSE frame. `named` adds the `event:` line (the event type); without it a browser's
-/// `EventSource.onmessage` receives every type, which it cannot when types are named.
-fn frame(seq: i64, event_type: &str, data: String, named: bool) -> sse::Event {
-    let frame = sse::Data::new(data).id(seq.to_string());
-    sse::Event::Data(if named { frame.event(event_type.to_string()) } else { frame })
+impl StreamEvent {
+    pub fn new(e: &events::Event) -> Self {
+        Self {
+            seq: e.seq,
+            org_id: e.org_id.clone(),
+            event_type: e.event_type.as_str().into(),
+            data: crate::delivery::envelope::envelope_text(e).into(),
+            id: e.seq.to_string().into(),
+        }
+    }
+
+    /// The SSE frame. `named` adds the `event:` line (the event type); without it a
+    /// browser's `EventSource.onmessage` receives every type, which it cannot when named.
+    fn frame(&self, named: bool) -> sse::Event {
+        let frame = sse::Data::new(self.data.clone()).id(self.id.clone());
+        sse::Event::Data(if named { frame.event(self.event_type.clone()) } else { frame })
+    }
 }
 
 pub fn filter_matches(types: &[String], event_type: &str) -> bool {
@@ -94,7 +109,7 @@ impl SseSession {
         if event.seq <= self.last_sent {
             return;
         }
-        match self.tx.try_send(frame(event.seq, &event.event_type, event.data.clone(), self.named)) {
+        match self.tx.try_send(event.frame(self.named)) {
             Ok(()) => {
                 self.last_sent = event.seq;
                 self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
@@ -127,8 +142,7 @@ impl SseSession {
                     db.run(move |conn| events::stream_page(conn, &o, &t, cursor, until, REPLAY_PAGE)).await?;
                 let full = page.len() as i64 == REPLAY_PAGE;
                 for e in page {
-                    let event =
-                        frame(e.seq, &e.event_type, crate::delivery::envelope::envelope_text(&e), named);
+                    let event = StreamEvent::new(&e).frame(named);
                     if tx.send(event).await.is_err() {
                         return Ok(None);
                     }
