@@ -56,24 +56,14 @@ pub struct Lease {
 }
 
 /// Stores an event and its deliveries. `only_endpoint` restricts the fan-out (test events).
+/// An id the organisation already used answers with that event (`Published::Existing`).
 pub fn publish(
     conn: &mut DbConn,
     new: &NewEvent,
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
 ) -> Result<Published, ApiError> {
-    let attempt = write_txn(conn, |c| publish_in_txn(c, new, only_endpoint, lease));
-    match attempt {
-        // A concurrent publish of the same id won: answer with its event.
-        Err(e) if e.code == "CONFLICT" => match find(conn, &new.org_id, &new.id)? {
-            Some(event) => {
-                let delivery_count = count_deliveries(conn, event.seq)?;
-                Ok(Published::Existing { event, delivery_count })
-            }
-            None => Err(e),
-        },
-        other => other,
-    }
+    write_txn(conn, |c| publish_in_txn(c, new, only_endpoint, lease))
 }
 
 /// `publish` inside a transaction the caller holds (inbound stores its receipt beside it).
