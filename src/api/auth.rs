@@ -80,10 +80,15 @@ pub async fn resolve_key(state: &AppState, key: &str) -> Result<Option<KeyOwner>
     Ok(owner)
 }
 
-/// The key owner behind a live session cookie, and when it expires. Not cached: signing
-/// out must take effect on every node at once, and the dashboard is light traffic.
-pub async fn resolve_session(state: &AppState, token: &str) -> Result<Option<(KeyOwner, i64)>, ApiError> {
-    let hash = sha256_hex(token.as_bytes());
+/// The key owner behind the request's session cookie, if it is live, and when the session
+/// expires (`None` without a cookie). Not cached: signing out must take effect on every
+/// node at once, and the dashboard is light traffic.
+pub async fn cookie_session(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<Option<(KeyOwner, i64)>, ApiError> {
+    let Some(cookie) = req.cookie(SESSION_COOKIE) else { return Ok(None) };
+    let hash = sha256_hex(cookie.value().as_bytes());
     state.db.run(move |conn| sessions::find_valid(conn, &hash, now_ms())).await
 }
 
@@ -115,11 +120,11 @@ async fn owner_of(req: &HttpRequest, state: &AppState) -> Result<(KeyOwner, bool
             resolve_key(state, &token).await?.ok_or_else(|| ApiError::unauthorized("Invalid API key"))?;
         return Ok((owner, false));
     }
-    let Some(cookie) = req.cookie(SESSION_COOKIE) else {
+    if req.cookie(SESSION_COOKIE).is_none() {
         return Err(ApiError::unauthorized("Missing API key (Authorization: Bearer <key>)"));
-    };
+    }
     check_same_origin(req)?;
-    let found = resolve_session(state, cookie.value()).await?;
+    let found = cookie_session(req, state).await?;
     let (owner, _) =
         found.ok_or_else(|| ApiError::unauthorized("Session expired or signed out: sign in again"))?;
     Ok((owner, true))

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::auth::{SESSION_COOKIE, resolve_key, resolve_session};
+use crate::api::auth::{SESSION_COOKIE, cookie_session, resolve_key};
 use crate::api::json::Json;
 use crate::error::ApiError;
 use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
@@ -37,6 +37,10 @@ fn cookie(req: &HttpRequest, value: String, max_age_secs: i64) -> Cookie<'static
     c
 }
 
+fn session_view(org_id: &str, expires_at: i64) -> serde_json::Value {
+    json!({"org_id": org_id, "expires_at": rfc3339(expires_at)})
+}
+
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -52,18 +56,14 @@ pub async fn create(
     state.db.run(move |conn| sessions::insert(conn, &hash, &stored, now, expires_at)).await?;
     Ok(HttpResponse::Created()
         .cookie(cookie(&req, token, SESSION_TTL_MS / 1000))
-        .json(json!({"org_id": owner.org_id, "expires_at": rfc3339(expires_at)})))
+        .json(session_view(&owner.org_id, expires_at)))
 }
 
 /// The session the cookie stands for, so a page can tell whether it is signed in.
 pub async fn current(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let token = req.cookie(SESSION_COOKIE).map(|c| c.value().to_string());
-    let found = match token {
-        Some(t) => resolve_session(&state, &t).await?,
-        None => None,
-    };
+    let found = cookie_session(&req, &state).await?;
     let (owner, expires_at) = found.ok_or_else(|| ApiError::unauthorized("Not signed in"))?;
-    Ok(HttpResponse::Ok().json(json!({"org_id": owner.org_id, "expires_at": rfc3339(expires_at)})))
+    Ok(HttpResponse::Ok().json(session_view(&owner.org_id, expires_at)))
 }
 
 /// Signs out: the stored session goes, so the cookie stops working even if a copy is kept.
