@@ -52,6 +52,11 @@ impl SchemaCache {
     }
 }
 
+/// A schema as the store keeps it (JSON text), parsed.
+fn stored_schema(text: Option<&str>) -> Option<Value> {
+    text.and_then(|s| serde_json::from_str(s).ok())
+}
+
 /// The schema a publish of `name` must match, if its type is registered with one.
 pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Option<Arc<Value>>, ApiError> {
     let key = (org_id.to_string(), name.to_string());
@@ -60,11 +65,7 @@ pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Op
     }
     let (org, n) = key.clone();
     let registered = state.db.run(move |conn| event_types::find_by_name(conn, &org, &n)).await?;
-    let schema = registered
-        .as_ref()
-        .and_then(|t| t.json_schema.as_deref())
-        .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        .map(Arc::new);
+    let schema = registered.as_ref().and_then(|t| stored_schema(t.json_schema.as_deref())).map(Arc::new);
     state.schemas.put(key, schema.clone(), registered.is_some());
     Ok(schema)
 }
@@ -92,7 +93,7 @@ impl From<EventType> for EventTypeView {
             id: t.id,
             name: t.name,
             description: t.description,
-            schema: t.json_schema.and_then(|s| serde_json::from_str(&s).ok()),
+            schema: stored_schema(t.json_schema.as_deref()),
             created_at: rfc3339(t.created_at),
         }
     }
@@ -144,7 +145,7 @@ pub async fn create(
     };
     let view = EventTypeView::from(row.clone());
     let key = (row.org_id.clone(), row.name.clone());
-    let schema = row.json_schema.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()).map(Arc::new);
+    let schema = stored_schema(row.json_schema.as_deref()).map(Arc::new);
     state.db.run(move |conn| event_types::insert(conn, &row)).await?;
     state.schemas.put(key, schema, true);
     Ok(HttpResponse::Created().json(view))
