@@ -98,16 +98,32 @@ fn warm_up(
     Ok(())
 }
 
+/// Starts herald with `endpoints` endpoints on the receiver, warmed up, and the receiver
+/// ready to record `n` events to each; returns herald and the scenario's deadline.
+fn start_with_endpoints(
+    ctx: &Ctx,
+    backend: Backend,
+    endpoints: usize,
+    n: u64,
+    r: &mut ScenarioResult,
+) -> Result<(Herald, Instant), String> {
+    let h = Herald::start(&ctx.launch, backend)?;
+    let deadline = Instant::now() + ctx.opts.timeout;
+    for e in 0..endpoints {
+        h.create_endpoint(&ctx.receiver.url(e))?;
+    }
+    let recorder = &ctx.receiver.recorder;
+    recorder.reset(endpoints, n as usize);
+    warm_up(ctx, &h, endpoints, deadline, r)?;
+    recorder.reset(endpoints, n as usize);
+    Ok((h, deadline))
+}
+
 fn e2e(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), String> {
     let n = ctx.opts.events.unwrap_or(20_000);
     let c = ctx.opts.concurrency.unwrap_or(32);
-    let h = Herald::start(&ctx.launch, backend)?;
-    let deadline = Instant::now() + ctx.opts.timeout;
+    let (h, deadline) = start_with_endpoints(ctx, backend, 1, n, r)?;
     let recorder = &ctx.receiver.recorder;
-    h.create_endpoint(&ctx.receiver.url(0))?;
-    recorder.reset(1, n as usize);
-    warm_up(ctx, &h, 1, deadline, r)?;
-    recorder.reset(1, n as usize);
     r.count("events", "events to publish", n);
     r.count("concurrency", "publishers in flight", c as u64);
 
@@ -141,13 +157,8 @@ fn latency(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), St
     let seconds = ctx.opts.duration.unwrap_or(20.0);
     let c = ctx.opts.concurrency.unwrap_or(128);
     let n = (rate * seconds).round() as u64;
-    let h = Herald::start(&ctx.launch, backend)?;
-    let deadline = Instant::now() + ctx.opts.timeout;
+    let (h, deadline) = start_with_endpoints(ctx, backend, 1, n, r)?;
     let recorder = &ctx.receiver.recorder;
-    h.create_endpoint(&ctx.receiver.url(0))?;
-    recorder.reset(1, n as usize);
-    warm_up(ctx, &h, 1, deadline, r)?;
-    recorder.reset(1, n as usize);
     r.num("offered_per_s", "offered events/s (open loop)", rate);
     r.num("offered_s", "offered for s", seconds);
     r.count("connections", "publisher connections", c as u64);
@@ -189,15 +200,8 @@ fn fanout(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), Str
     let endpoints = ctx.opts.endpoints.unwrap_or(50);
     let n = ctx.opts.events.unwrap_or(1_000);
     let c = ctx.opts.concurrency.unwrap_or(32);
-    let h = Herald::start(&ctx.launch, backend)?;
-    let deadline = Instant::now() + ctx.opts.timeout;
+    let (h, deadline) = start_with_endpoints(ctx, backend, endpoints, n, r)?;
     let recorder = &ctx.receiver.recorder;
-    for e in 0..endpoints {
-        h.create_endpoint(&ctx.receiver.url(e))?;
-    }
-    recorder.reset(endpoints, n as usize);
-    warm_up(ctx, &h, endpoints, deadline, r)?;
-    recorder.reset(endpoints, n as usize);
     r.count("endpoints", "endpoints", endpoints as u64);
     r.count("events", "events published", n);
 
