@@ -62,10 +62,7 @@ impl Publisher {
                 .run(move |conn| {
                     write_txn(conn, |c| {
                         let mut txn = PublishTxn::default();
-                        let published = requests
-                            .iter()
-                            .map(|(event, only)| txn.publish(c, event, only.as_ref(), &lease))
-                            .collect::<Result<Vec<_>, _>>()?;
+                        let published = txn.publish_all(c, &requests, &lease)?;
                         txn.finish(c)?;
                         Ok(published)
                     })

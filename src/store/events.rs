@@ -16,7 +16,7 @@ use crate::error::ApiError;
 /// cursor may then never skip an event whose transaction commits late.
 const PUBLISH_LOCK_KEY: i64 = 0x6865_7261_6c65; // "herale"
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = super::schema::events)]
 pub struct Event {
     pub seq: i64,
@@ -81,6 +81,8 @@ pub fn publish_in_txn(
 
 /// Many publishes in one transaction (group commit): the ordering lock is taken once, each
 /// organisation's endpoints are read once, and other nodes are notified once, at the end.
+/// On PostgreSQL a batch's events go in one statement and its deliveries in another, so the
+/// round trips per batch do not grow with its size.
 #[derive(Default)]
 pub struct PublishTxn {
     locked: bool,
@@ -88,6 +90,10 @@ pub struct PublishTxn {
     endpoints: HashMap<String, Vec<Endpoint>>,
     last_seq: Option<i64>,
 }
+
+/// One publish of a batch: the event, and the one endpoint it goes to when not every
+/// subscriber (test events).
+pub type PublishItem = (NewEvent, Option<Endpoint>);
 
 impl PublishTxn {
     pub fn publish(
@@ -97,6 +103,19 @@ impl PublishTxn {
         only_endpoint: Option<&Endpoint>,
         lease: &Lease,
     ) -> Result<Published, ApiError> {
+        let item = [(new.clone(), only_endpoint.cloned())];
+        let mut published = self.publish_all(c, &item, lease)?;
+        published.pop().ok_or_else(|| ApiError::internal("publish answered nothing"))
+    }
+
+    /// Publishes `items` in order, answering one `Published` per item. An id used before,
+    /// or earlier in the same batch, answers `Existing`.
+    pub fn publish_all(
+        &mut self,
+        c: &mut DbConn,
+        items: &[PublishItem],
+        lease: &Lease,
+    ) -> Result<Vec<Published>, ApiError> {
         // The lock comes before the id check: with it held, check-then-insert cannot race
         // another node's publish of the same id (SQLite's BEGIN IMMEDIATE does the same).
         if !self.locked {
@@ -105,32 +124,53 @@ impl PublishTxn {
             }
             self.locked = true;
         }
-        let Some(event) = insert_new(c, new)? else {
-            let existing = find(c, &new.org_id, &new.id)?
-                .ok_or_else(|| ApiError::internal("conflicting event vanished"))?;
-            let delivery_count = count_deliveries(c, existing.seq)?;
-            return Ok(Published::Existing { event: existing, delivery_count });
-        };
-        self.last_seq = Some(event.seq);
-        let targets = match only_endpoint {
-            Some(ep) => vec![ep.clone()],
-            None => {
-                if !self.endpoints.contains_key(&new.org_id) {
-                    let active = endpoints::active(c, &new.org_id)?;
-                    self.endpoints.insert(new.org_id.clone(), active);
+        let inserted = insert_events(c, items)?;
+        let mut rows = Vec::new();
+        let mut created = Vec::with_capacity(items.len());
+        for ((new, only), event) in items.iter().zip(inserted) {
+            let Some(event) = event else {
+                created.push(None);
+                continue;
+            };
+            self.last_seq = Some(event.seq);
+            let targets = match only {
+                Some(ep) => vec![ep.clone()],
+                None => {
+                    if !self.endpoints.contains_key(&new.org_id) {
+                        let active = endpoints::active(c, &new.org_id)?;
+                        self.endpoints.insert(new.org_id.clone(), active);
+                    }
+                    self.endpoints[&new.org_id]
+                        .iter()
+                        .filter(|ep| ep.matches(&new.event_type))
+                        .cloned()
+                        .collect()
                 }
-                self.endpoints[&new.org_id].iter().filter(|ep| ep.matches(&new.event_type)).cloned().collect()
-            }
-        };
-        let rows: Vec<NewDelivery> = targets
-            .iter()
-            .map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease)))
-            .collect();
-        if !rows.is_empty() {
-            super::insert_all!(c, d::deliveries, &rows)?;
+            };
+            let first = rows.len();
+            rows.extend(
+                targets.iter().map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease))),
+            );
+            created.push(Some((event, first, targets)));
         }
-        let deliveries = rows.into_iter().map(NewDelivery::into_delivery).zip(targets).collect();
-        Ok(Published::Created { event, deliveries })
+        insert_deliveries(c, &rows)?;
+        let mut rows = rows.into_iter().map(NewDelivery::into_delivery);
+        let mut published = Vec::with_capacity(items.len());
+        for ((new, _), made) in items.iter().zip(created) {
+            published.push(match made {
+                Some((event, _, targets)) => {
+                    let deliveries = rows.by_ref().take(targets.len()).zip(targets).collect();
+                    Published::Created { event, deliveries }
+                }
+                None => {
+                    let existing = find(c, &new.org_id, &new.id)?
+                        .ok_or_else(|| ApiError::internal("conflicting event vanished"))?;
+                    let delivery_count = count_deliveries(c, existing.seq)?;
+                    Published::Existing { event: existing, delivery_count }
+                }
+            });
+        }
+        Ok(published)
     }
 
     /// Tells other nodes' streams, at commit, how far the sequence has gone.
@@ -141,6 +181,69 @@ impl PublishTxn {
         }
         Ok(())
     }
+}
+
+/// Inserts the events whose id their organisation has not used yet: per item, the event
+/// stored for it, or `None` when the id was taken (before, or by an earlier item).
+fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Event>>, ApiError> {
+    let pg = match c {
+        DbConn::Pg(pg) => pg,
+        DbConn::Sqlite(_) => return items.iter().map(|(new, _)| insert_new(c, new)).collect(),
+    };
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    let column = |f: fn(&NewEvent) -> String| items.iter().map(|(n, _)| f(n)).collect::<Vec<_>>();
+    let optional = |f: fn(&NewEvent) -> Option<String>| items.iter().map(|(n, _)| f(n)).collect::<Vec<_>>();
+    // unnest keeps the batch's order, so sequence numbers follow it.
+    let stored: Vec<Event> = diesel::sql_query(
+        "INSERT INTO events (id, org_id, event_type, payload, correlation_id, source_id, created_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING \
+         RETURNING seq, id, org_id, event_type, payload, correlation_id, source_id, created_at",
+    )
+    .bind::<Array<Text>, _>(column(|n| n.id.clone()))
+    .bind::<Array<Text>, _>(column(|n| n.org_id.clone()))
+    .bind::<Array<Text>, _>(column(|n| n.event_type.clone()))
+    .bind::<Array<Text>, _>(column(|n| n.payload.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|n| n.correlation_id.clone()))
+    .bind::<Array<Nullable<Text>>, _>(optional(|n| n.source_id.clone()))
+    .bind::<Array<BigInt>, _>(items.iter().map(|(n, _)| n.created_at).collect::<Vec<_>>())
+    .load(pg)?;
+    let mut by_id: HashMap<(String, String), Event> =
+        stored.into_iter().map(|e| ((e.org_id.clone(), e.id.clone()), e)).collect();
+    Ok(items.iter().map(|(n, _)| by_id.remove(&(n.org_id.clone(), n.id.clone()))).collect())
+}
+
+/// Inserts new deliveries: one statement on PostgreSQL, whatever their number.
+fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), ApiError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let pg = match c {
+        DbConn::Pg(pg) => pg,
+        DbConn::Sqlite(_) => {
+            super::insert_all!(c, d::deliveries, rows)?;
+            return Ok(());
+        }
+    };
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    let text = |f: fn(&NewDelivery) -> &String| rows.iter().map(|r| f(r).clone()).collect::<Vec<_>>();
+    let number = |f: fn(&NewDelivery) -> i64| rows.iter().map(f).collect::<Vec<_>>();
+    diesel::sql_query(
+        "INSERT INTO deliveries (id, org_id, event_seq, endpoint_id, status, next_attempt_at, \
+           lease_owner, lease_expires_at, created_at, updated_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind::<Array<Text>, _>(text(|r| &r.id))
+    .bind::<Array<Text>, _>(text(|r| &r.org_id))
+    .bind::<Array<BigInt>, _>(number(|r| r.event_seq))
+    .bind::<Array<Text>, _>(text(|r| &r.endpoint_id))
+    .bind::<Array<Text>, _>(text(|r| &r.status))
+    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.lease_owner.clone()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(number(|r| r.created_at))
+    .bind::<Array<BigInt>, _>(number(|r| r.updated_at))
+    .execute(pg)?;
+    Ok(())
 }
 
 /// Inserts the event unless the organisation already has one with its id (then `None`).

@@ -824,6 +824,44 @@ both_backends!(a_repeated_publish_makes_one_event_and_one_delivery, |app: TestAp
     }
 });
 
+// Concurrent copies share a group-commit batch: the first stores the event, the others in
+// the same batch and after it answer with that event and make no delivery.
+both_backends!(concurrent_copies_of_one_id_make_one_event_and_one_delivery, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    let receiver = Receiver::start().await;
+    subscribe(&app, &key, &receiver, json!(["*"])).await;
+    let body = json!({"type": "order.created", "id": "order-2002", "data": {"n": 1}});
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (client, url, body, key) = (app.client.clone(), app.url("/v1/events"), body.clone(), key.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let res = client
+                .post(url)
+                .insert_header(("Authorization", format!("Bearer {key}")))
+                .send_json(&body)
+                .await
+                .expect("request reaches herald");
+            crate::helpers::read_reply(res).await
+        }));
+    }
+    let mut fresh = 0;
+    let mut seqs = BTreeSet::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.text);
+        assert_eq!(r.body["delivery_count"], 1, "{}", r.text);
+        if r.header("idempotent-replayed") == Some("false") {
+            fresh += 1;
+        }
+        seqs.insert(r.body["seq"].to_string());
+    }
+    assert_eq!(fresh, 1, "exactly one copy stored the event");
+    assert_eq!(seqs.len(), 1, "every copy names the same event: {seqs:?}");
+    receiver.wait_for(1, WAIT).await;
+    receiver.assert_count_stays(1, QUIET).await;
+    assert_eq!(delivery_ids(&app, &key, "order-2002").await.len(), 1);
+});
+
 // ---------------------------------------------------------------------------------------
 // l) SSRF guard
 // ---------------------------------------------------------------------------------------
