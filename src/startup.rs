@@ -90,6 +90,10 @@ impl Application {
         .map_err(|e| e.to_string())?
         // Signals are handled in `run_until_stopped`, which closes streams before draining.
         .disable_signals()
+        // A connection's write buffer starts at 8 KiB; streams hand over at most
+        // `sse_session::MAX_WRITE` at a time, so at this limit it never grows, and thousands
+        // of open streams stay at their first allocation.
+        .h1_write_buffer_size(crate::actors::sse_session::MAX_WRITE)
         .shutdown_timeout(SHUTDOWN_DRAIN.as_secs());
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers.max(1));

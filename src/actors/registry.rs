@@ -10,7 +10,7 @@ use actix::prelude::*;
 use super::DeliveryContext;
 use super::endpoint::{Configure, EndpointActor, Enqueue, Retire};
 use super::messages::{Dispatch, EndpointGone, EndpointUpdated, WakeAt};
-use super::sse_session::{CloseStream, Live, StreamEvent, filter_matches};
+use super::sse_session::{Session, StreamEvent, comment};
 use super::writer::ResultWriter;
 use crate::delivery::sender::build_client;
 use crate::store::events;
@@ -21,23 +21,21 @@ pub struct Registry {
     scheduler: Recipient<WakeAt>,
     client: Option<awc::Client>,
     endpoints: HashMap<String, Addr<EndpointActor>>,
-    streams: HashMap<u64, StreamSubscription>,
+    streams: HashMap<u64, Arc<Session>>,
     /// Every event with seq <= hub_cursor has been fanned out to the open streams.
     hub_cursor: i64,
     hub_reading: bool,
     hub_read_again: bool,
+    /// When the last hub read started, and whether a later one is planned.
+    hub_read_at: std::time::Instant,
+    hub_read_planned: bool,
 }
 
-/// A stream asks for live events; the answer is the hub cursor H (it sends seq > H).
+/// A stream asks for live events (those after the hub cursor H); the answer is the range
+/// it must replay from the store first, if its client missed events up to H.
 #[derive(Message)]
-#[rtype(result = "i64")]
-pub struct StreamSubscription {
-    pub id: u64,
-    pub org_id: String,
-    pub types: Arc<Vec<String>>,
-    pub addr: Recipient<Live>,
-    pub close: Recipient<CloseStream>,
-}
+#[rtype(result = "Option<(i64, i64)>")]
+pub struct StreamSubscription(pub Arc<Session>);
 
 /// The node is shutting down: every stream ends now (clients reconnect, to another node).
 #[derive(Message)]
@@ -56,6 +54,10 @@ pub struct Committed(pub i64);
 /// Streams get events at least this promptly even if a commit signal was lost.
 const HUB_SAFETY_READ: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The hub reads at most once per this much per open stream, and at least every
+/// `HUB_MAX_GAP`: 10,000 streams get their events in 20 ms rounds, 100 in 0.2 ms ones.
+const HUB_GAP_PER_STREAM: std::time::Duration = std::time::Duration::from_micros(2);
+const HUB_MAX_GAP: std::time::Duration = std::time::Duration::from_millis(25);
 /// Events read per hub round.
 const HUB_BATCH: i64 = 1000;
 
@@ -76,6 +78,8 @@ impl Registry {
             hub_cursor,
             hub_reading: false,
             hub_read_again: false,
+            hub_read_at: std::time::Instant::now(),
+            hub_read_planned: false,
         }
     }
 
@@ -85,6 +89,22 @@ impl Registry {
             self.hub_read_again = true;
             return;
         }
+        if self.hub_read_planned {
+            return;
+        }
+        // With many streams, events that commit close together go out together: one write
+        // per connection instead of one per event, which is what a stream costs the most.
+        let gap = (HUB_GAP_PER_STREAM * self.streams.len() as u32).min(HUB_MAX_GAP);
+        let since = self.hub_read_at.elapsed();
+        if since < gap {
+            self.hub_read_planned = true;
+            ctx.run_later(gap - since, |act, ctx| {
+                act.hub_read_planned = false;
+                act.read_committed(ctx);
+            });
+            return;
+        }
+        self.hub_read_at = std::time::Instant::now();
         self.hub_reading = true;
         let (db, after) = (self.ctx.db.clone(), self.hub_cursor);
         let read = async move { db.run(move |conn| events::committed_after(conn, after, HUB_BATCH)).await };
@@ -93,20 +113,17 @@ impl Registry {
             match result {
                 Ok(batch) => {
                     let full = batch.len() as i64 == HUB_BATCH;
-                    for e in batch {
-                        act.hub_cursor = e.seq;
-                        let subscribers: Vec<&StreamSubscription> = act
-                            .streams
-                            .values()
-                            .filter(|s| s.org_id == e.org_id && filter_matches(&s.types, &e.event_type))
-                            .collect();
-                        if subscribers.is_empty() {
-                            continue;
+                    act.hub_cursor = batch.last().map_or(act.hub_cursor, |e| e.seq);
+                    let events: Vec<Arc<StreamEvent>> =
+                        batch.iter().map(|e| Arc::new(StreamEvent::new(e))).collect();
+                    let mut over = Vec::new();
+                    for s in act.streams.values() {
+                        if !s.offer(&events) {
+                            over.push(s.id);
                         }
-                        let shared = Arc::new(StreamEvent::new(&e));
-                        for s in subscribers {
-                            s.addr.do_send(Live(shared.clone()));
-                        }
+                    }
+                    for id in over {
+                        act.streams.remove(&id);
                     }
                     if full || std::mem::take(&mut act.hub_read_again) {
                         act.read_committed(ctx);
@@ -141,6 +158,13 @@ impl Actor for Registry {
                 }
                 alive
             });
+        });
+        // One timer for every stream's keep-alive comment; a write to a closed connection
+        // ends its body, which takes the stream off the hub.
+        let keep_alive = self.ctx.settings.sse.keep_alive;
+        ctx.run_interval(keep_alive, |act, _| {
+            let frame = comment("keep-alive");
+            act.streams.retain(|_, s| s.comment(&frame));
         });
         // The safety net under commit signals and cluster notifications.
         ctx.run_interval(HUB_SAFETY_READ, |act, ctx| {
@@ -206,11 +230,12 @@ impl Handler<EndpointGone> for Registry {
 }
 
 impl Handler<StreamSubscription> for Registry {
-    type Result = i64;
+    type Result = Option<(i64, i64)>;
 
-    fn handle(&mut self, msg: StreamSubscription, _: &mut Context<Self>) -> i64 {
-        self.streams.insert(msg.id, msg);
-        self.hub_cursor
+    fn handle(&mut self, msg: StreamSubscription, _: &mut Context<Self>) -> Self::Result {
+        let replay = msg.0.subscribed(self.hub_cursor);
+        self.streams.insert(msg.0.id, msg.0);
+        replay
     }
 }
 
@@ -245,8 +270,9 @@ impl Handler<CloseStreams> for Registry {
     type Result = ();
 
     fn handle(&mut self, _: CloseStreams, _: &mut Context<Self>) {
-        for s in self.streams.values() {
-            s.close.do_send(CloseStream);
+        let last = comment("server shutting down; reconnect");
+        for (_, s) in self.streams.drain() {
+            s.end(Some(last.clone()));
         }
     }
 }

@@ -1,253 +1,378 @@
-//! One actor per open stream. It registers with the Registry's hub (learning the hub's
-//! cursor H), replays what the client missed (`Last-Event-ID` < seq <= H) from the store in
-//! pages, then sends live events (seq > H) that it buffered meanwhile: no gap, no reordering.
-//! Its channel to the HTTP response is bounded: a client that cannot keep up is cut off and
-//! resumes by reconnecting. Its own keep-alive comments find closed connections.
+//! One `Session` per open stream: a bounded buffer of encoded frames (the stream's mailbox)
+//! that the Registry's hub fills and the HTTP response body drains. It is not an actix
+//! actor: at thousands of streams a mailbox hop, a task and two timers per stream cost more
+//! than the write itself, so the hub appends frames, encoded once per event, straight into
+//! the buffer and wakes the connection once per round; whatever accumulated goes out in
+//! one write.
+//!
+//! Lossless resume: the hub registers the session and answers its cursor H; a client
+//! resuming from `Last-Event-ID` < H is replayed `Last-Event-ID` < seq <= H from the store
+//! in pages while live events (seq > H) are held, then the held ones follow: no gap, no
+//! reordering. A client that cannot keep up is cut off once its queue is full and resumes
+//! by reconnecting.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use actix::prelude::*;
-use actix_web_lab::sse;
-use bytestring::ByteString;
-use tokio::sync::mpsc;
+use actix::Addr;
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::{Bytes, BytesMut};
 
 use super::DeliveryContext;
-use super::registry::{Registry, StreamSubscription};
+use super::registry::{Registry, StreamClosed};
 use crate::store::endpoints::type_matches;
 use crate::store::events;
 
 const REPLAY_PAGE: i64 = 500;
-const CLOSED_CHECK: Duration = Duration::from_secs(1);
+/// Bytes handed to the connection at once at most (a backlog goes in pieces); also the
+/// server's write-buffer limit. A single larger frame still goes whole.
+pub const MAX_WRITE: usize = 4000;
 
-/// A committed event as streams see it; one per event, shared by every session.
+/// A committed event as streams see it: encoded once, shared by every session.
 #[derive(Debug)]
 pub struct StreamEvent {
     pub seq: i64,
     pub org_id: String,
-    pub event_type: ByteString,
-    /// Shared by every session's frame (cloning it counts a reference, copies nothing).
-    pub data: ByteString,
-    pub id: ByteString,
+    pub event_type: String,
+    /// `id:`, `event:` (the type) and `data:` lines.
+    named: Bytes,
+    /// Without the `event:` line: a browser's `EventSource.onmessage` receives every type,
+    /// which it cannot when frames are named.
+    unnamed: Bytes,
 }
 
 impl StreamEvent {
     pub fn new(e: &events::Event) -> Self {
+        let data = crate::delivery::envelope::envelope_text(e);
+        let id = e.seq.to_string();
         Self {
             seq: e.seq,
             org_id: e.org_id.clone(),
-            event_type: e.event_type.as_str().into(),
-            data: crate::delivery::envelope::envelope_text(e).into(),
-            id: e.seq.to_string().into(),
+            named: encode_data(&id, Some(&e.event_type), &data),
+            unnamed: encode_data(&id, None, &data),
+            event_type: e.event_type.clone(),
         }
     }
 
-    /// The SSE frame. `named` adds the `event:` line (the event type); without it a
-    /// browser's `EventSource.onmessage` receives every type, which it cannot when named.
-    fn frame(&self, named: bool) -> sse::Event {
-        let frame = sse::Data::new(self.data.clone()).id(self.id.clone());
-        sse::Event::Data(if named { frame.event(self.event_type.clone()) } else { frame })
+    fn frame(&self, named: bool) -> &[u8] {
+        if named { &self.named } else { &self.unnamed }
     }
+}
+
+/// An event-stream message. Ids and types never hold line breaks (they are validated), and
+/// data is one `data:` line per line.
+fn encode_data(id: &str, event_type: Option<&str>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + id.len() + 32);
+    out.push_str("id: ");
+    out.push_str(id);
+    out.push('\n');
+    if let Some(t) = event_type {
+        out.push_str("event: ");
+        out.push_str(t);
+        out.push('\n');
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line.strip_suffix('\r').unwrap_or(line));
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
+pub fn comment(text: &str) -> Bytes {
+    Bytes::from(format!(": {text}\n\n"))
 }
 
 pub fn filter_matches(types: &[String], event_type: &str) -> bool {
     types.is_empty() || types.iter().any(|f| type_matches(f, event_type))
 }
 
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Live(pub Arc<StreamEvent>);
-
-/// End the stream now (shutdown); the client reconnects after its retry hint.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseStream;
-
-pub struct SseSession {
-    ctx: Arc<DeliveryContext>,
-    registry: Addr<Registry>,
-    id: u64,
+pub struct Session {
+    pub id: u64,
     org_id: String,
-    types: Arc<Vec<String>>,
+    types: Vec<String>,
     named: bool,
-    tx: mpsc::Sender<sse::Event>,
-    resume_after: Option<i64>,
-    replaying: bool,
-    buffer: VecDeque<Arc<StreamEvent>>,
-    last_sent: i64,
+    capacity: usize,
+    ctx: Arc<DeliveryContext>,
+    state: Mutex<State>,
+    /// Signalled when the body took frames: a replay waiting for room goes on.
+    room: tokio::sync::Notify,
 }
 
-impl SseSession {
+struct State {
+    /// Encoded frames not yet handed to the connection, and how many.
+    buf: BytesMut,
+    frames: usize,
+    waker: Option<Waker>,
+    /// Live events that arrived while the replay runs (`Some` until it is done).
+    held: Option<VecDeque<Arc<StreamEvent>>>,
+    /// Frames up to this seq are queued or written.
+    last_sent: i64,
+    /// No more frames: the body ends once the queue is empty.
+    ended: bool,
+    /// The response body is gone (the client left).
+    gone: bool,
+}
+
+impl Session {
     pub fn new(
         ctx: Arc<DeliveryContext>,
-        registry: Addr<Registry>,
         org_id: String,
         types: Vec<String>,
         named: bool,
         resume_after: Option<i64>,
-        tx: mpsc::Sender<sse::Event>,
-    ) -> Self {
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Self {
-            ctx,
-            registry,
+        retry_hint: Bytes,
+    ) -> Arc<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        ctx.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             org_id,
-            types: Arc::new(types),
+            types,
             named,
-            tx,
-            resume_after,
-            replaying: true,
-            buffer: VecDeque::new(),
-            last_sent: 0,
-        }
+            capacity: ctx.settings.sse.mailbox.max(1),
+            state: Mutex::new(State {
+                buf: BytesMut::from(&retry_hint[..]),
+                frames: 1,
+                waker: None,
+                held: resume_after.map(|_| VecDeque::new()),
+                last_sent: resume_after.unwrap_or(0),
+                ended: false,
+                gone: false,
+            }),
+            ctx,
+            room: tokio::sync::Notify::new(),
+        })
     }
 
-    fn send_live(&mut self, event: &StreamEvent, ctx: &mut Context<Self>) {
-        if event.seq <= self.last_sent {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wants(&self, event: &StreamEvent) -> bool {
+        self.org_id == event.org_id && filter_matches(&self.types, &event.event_type)
+    }
+
+    /// The hub registered this session at its cursor `hub`: live events from now on have
+    /// seq > `hub`. Answers the range to replay from the store, if the client missed any.
+    pub fn subscribed(&self, hub: i64) -> Option<(i64, i64)> {
+        let mut s = self.lock();
+        if s.held.is_some() && s.last_sent < hub {
+            return Some((s.last_sent, hub));
+        }
+        s.held = None;
+        s.last_sent = s.last_sent.max(hub);
+        None
+    }
+
+    /// Live events from the hub, in seq order; the connection is woken once for all of
+    /// them. False when the session is over (the hub forgets it).
+    pub fn offer(&self, events: &[Arc<StreamEvent>]) -> bool {
+        let mut s = self.lock();
+        let mut open = !(s.gone || s.ended);
+        let queued = s.frames;
+        for event in events.iter().filter(|e| self.wants(e)) {
+            if !open {
+                break;
+            }
+            open = match &mut s.held {
+                Some(held) if held.len() >= self.capacity => {
+                    self.too_slow(&mut s);
+                    false
+                }
+                Some(held) => {
+                    held.push_back(event.clone());
+                    true
+                }
+                None => self.push_live(&mut s, event),
+            };
+        }
+        if s.frames != queued || s.ended {
+            wake(&mut s);
+        }
+        open
+    }
+
+    fn push_live(&self, s: &mut State, event: &StreamEvent) -> bool {
+        if event.seq <= s.last_sent {
+            return true;
+        }
+        if s.frames >= self.capacity {
+            self.too_slow(s);
+            return false;
+        }
+        s.push(event.frame(self.named));
+        s.last_sent = event.seq;
+        self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn too_slow(&self, s: &mut State) {
+        self.ctx.metrics.streams_dropped_slow.fetch_add(1, Ordering::Relaxed);
+        log::info!("stream {}: client too slow, disconnecting (it may resume from {})", self.id, s.last_sent);
+        s.ended = true;
+        wake(s);
+    }
+
+    /// A comment (keep-alive); dropped when the queue is full, which has news anyway.
+    pub fn comment(&self, frame: &Bytes) -> bool {
+        let mut s = self.lock();
+        if s.gone || s.ended {
+            return false;
+        }
+        if s.frames < self.capacity {
+            s.push(frame);
+            wake(&mut s);
+        }
+        true
+    }
+
+    /// Ends the stream after what is queued and, if given, a last comment.
+    pub fn end(&self, last: Option<Bytes>) {
+        let mut s = self.lock();
+        if let Some(last) = last {
+            s.push(&last);
+        }
+        s.ended = true;
+        wake(&mut s);
+    }
+
+    /// Replays `after < seq <= until` from the store, page by page, waiting for the client
+    /// as it reads (memory stays at one page), then sends the live events held meanwhile.
+    pub async fn replay(self: Arc<Self>, after: i64, until: i64) {
+        let mut cursor = after;
+        loop {
+            let (org, types, db) = (self.org_id.clone(), self.types.clone(), self.ctx.db.clone());
+            let page = match db
+                .run(move |conn| events::stream_page(conn, &org, &types, cursor, until, REPLAY_PAGE))
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    log::warn!("stream {}: replay failed: {}", self.id, e.message);
+                    return self.end(None);
+                }
+            };
+            let full = page.len() as i64 == REPLAY_PAGE;
+            for e in page {
+                if !self.push_replayed(StreamEvent::new(&e).frame(self.named)).await {
+                    return;
+                }
+                cursor = e.seq;
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut s = self.lock();
+        if s.gone || s.ended {
             return;
         }
-        match self.tx.try_send(event.frame(self.named)) {
-            Ok(()) => {
-                self.last_sent = event.seq;
-                self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
+        s.last_sent = s.last_sent.max(until);
+        for event in s.held.take().unwrap_or_default() {
+            if !self.push_live(&mut s, &event) {
+                break;
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.ctx.metrics.streams_dropped_slow.fetch_add(1, Ordering::Relaxed);
-                log::info!(
-                    "stream {}: client too slow, disconnecting (it may resume from {})",
-                    self.id,
-                    self.last_sent
-                );
-                ctx.stop();
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => ctx.stop(),
         }
+        wake(&mut s);
     }
 
-    /// Sends the missed events `after < seq <= until` from the store, page by page, waiting
-    /// for the client as it reads (memory stays at one page).
-    fn replay(&mut self, after: i64, until: i64, ctx: &mut Context<Self>) {
-        let (db, org, types, tx) =
-            (self.ctx.db.clone(), self.org_id.clone(), self.types.clone(), self.tx.clone());
-        let named = self.named;
-        let metrics = self.ctx.metrics.clone();
-        let work = async move {
-            let mut cursor = after;
-            loop {
-                let (o, t) = (org.clone(), types.clone());
-                let page =
-                    db.run(move |conn| events::stream_page(conn, &o, &t, cursor, until, REPLAY_PAGE)).await?;
-                let full = page.len() as i64 == REPLAY_PAGE;
-                for e in page {
-                    let event = StreamEvent::new(&e).frame(named);
-                    if tx.send(event).await.is_err() {
-                        return Ok(None);
-                    }
-                    metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
-                    cursor = e.seq;
-                }
-                if !full {
-                    return Ok(Some(until));
-                }
-            }
-        };
-        ctx.spawn(work.into_actor(self).map(
-            |result: Result<Option<i64>, crate::error::ApiError>, act, ctx| match result {
-                Ok(Some(done_to)) => {
-                    act.last_sent = act.last_sent.max(done_to);
-                    act.replaying = false;
-                    while let Some(e) = act.buffer.pop_front() {
-                        act.send_live(&e, ctx);
-                    }
-                }
-                Ok(None) => ctx.stop(),
-                Err(e) => {
-                    log::warn!("stream {}: replay failed: {}", act.id, e.message);
-                    ctx.stop();
-                }
-            },
-        ));
-    }
-}
-
-impl Actor for SseSession {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        self.ctx.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
-        let sub = StreamSubscription {
-            id: self.id,
-            org_id: self.org_id.clone(),
-            types: self.types.clone(),
-            addr: ctx.address().recipient(),
-            close: ctx.address().recipient(),
-        };
-        self.registry
-            .send(sub)
-            .into_actor(self)
-            .then(|hub_cursor, act, ctx| {
-                match hub_cursor {
-                    Ok(h) => match act.resume_after {
-                        Some(after) if after < h => act.replay(after, h, ctx),
-                        other => {
-                            act.last_sent = other.unwrap_or(h).max(h);
-                            act.replaying = false;
-                            while let Some(e) = act.buffer.pop_front() {
-                                act.send_live(&e, ctx);
-                            }
-                        }
-                    },
-                    Err(_) => ctx.stop(),
-                }
-                fut::ready(())
-            })
-            .wait(ctx);
-        let keep_alive = self.ctx.settings.sse.keep_alive;
-        ctx.run_interval(keep_alive, |act, ctx| {
-            if let Err(mpsc::error::TrySendError::Closed(_)) =
-                act.tx.try_send(sse::Event::Comment("keep-alive".into()))
+    async fn push_replayed(&self, frame: &[u8]) -> bool {
+        loop {
+            let room = self.room.notified();
             {
-                ctx.stop();
+                let mut s = self.lock();
+                if s.gone || s.ended {
+                    return false;
+                }
+                if s.frames < self.capacity {
+                    s.push(frame);
+                    self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
+                    wake(&mut s);
+                    return true;
+                }
             }
-        });
-        ctx.run_interval(CLOSED_CHECK.min(keep_alive), |act, ctx| {
-            if act.tx.is_closed() {
-                ctx.stop();
-            }
-        });
-    }
-
-    fn stopped(&mut self, _: &mut Context<Self>) {
-        self.ctx.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
-        self.registry.do_send(super::registry::StreamClosed(self.id));
-    }
-}
-
-impl Handler<Live> for SseSession {
-    type Result = ();
-
-    fn handle(&mut self, msg: Live, ctx: &mut Context<Self>) {
-        if self.replaying {
-            if self.buffer.len() >= self.ctx.settings.sse.mailbox {
-                self.ctx.metrics.streams_dropped_slow.fetch_add(1, Ordering::Relaxed);
-                ctx.stop();
-                return;
-            }
-            self.buffer.push_back(msg.0);
-        } else {
-            self.send_live(&msg.0, ctx);
+            room.await;
         }
     }
 }
 
-impl Handler<CloseStream> for SseSession {
-    type Result = ();
+impl State {
+    /// Frames are copied in, not shared: a reference count that every connection's
+    /// thread touches costs more than copying a few hundred bytes.
+    fn push(&mut self, frame: &[u8]) {
+        self.buf.extend_from_slice(frame);
+        self.frames += 1;
+    }
+}
 
-    fn handle(&mut self, _: CloseStream, ctx: &mut Context<Self>) {
-        let _ = self.tx.try_send(sse::Event::Comment("server shutting down; reconnect".into()));
-        ctx.stop();
+fn wake(s: &mut State) {
+    if let Some(w) = s.waker.take() {
+        w.wake();
+    }
+}
+
+/// The response body of a stream: drains its session's queue, several frames per write.
+pub struct SessionBody {
+    session: Arc<Session>,
+    registry: Addr<Registry>,
+}
+
+impl SessionBody {
+    pub fn new(session: Arc<Session>, registry: Addr<Registry>) -> Self {
+        Self { session, registry }
+    }
+}
+
+impl MessageBody for SessionBody {
+    type Error = Infallible;
+
+    fn size(&self) -> BodySize {
+        BodySize::Stream
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Infallible>>> {
+        let session = &self.session;
+        let mut s = session.lock();
+        if s.buf.is_empty() {
+            if s.ended {
+                return Poll::Ready(None);
+            }
+            if !s.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                s.waker = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        // A long backlog goes out in pieces that end on a frame boundary, so the
+        // connection's write buffer never grows past a few writes' worth.
+        let out = match s.buf.len() > MAX_WRITE {
+            true => {
+                let cut =
+                    s.buf[..MAX_WRITE].windows(2).rposition(|w| w == b"\n\n").map_or(s.buf.len(), |i| i + 2);
+                let out = s.buf.split_to(cut).freeze();
+                s.frames = s.buf.windows(2).filter(|w| w == b"\n\n").count();
+                out
+            }
+            false => {
+                s.frames = 0;
+                s.buf.split().freeze()
+            }
+        };
+        drop(s);
+        session.room.notify_one();
+        Poll::Ready(Some(Ok(out)))
+    }
+}
+
+impl Drop for SessionBody {
+    fn drop(&mut self) {
+        self.session.lock().gone = true;
+        self.session.ctx.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
+        self.registry.do_send(StreamClosed(self.session.id));
     }
 }

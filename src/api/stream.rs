@@ -1,17 +1,17 @@
-//! `GET /v1/events/stream`: Server-Sent Events, one `SseSession` actor per connection.
+//! `GET /v1/events/stream`: Server-Sent Events, one `Session` per connection, registered
+//! with the Registry's hub.
 //! `POST /v1/stream-tokens`: short-lived tokens for clients that cannot send headers.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix::Actor;
 use actix_web::http::header::ContentEncoding;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_web_lab::sse::Sse;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::actors::sse_session::SseSession;
+use crate::actors::registry::StreamSubscription;
+use crate::actors::sse_session::{Session, SessionBody};
 use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
@@ -95,10 +95,15 @@ pub async fn stream(
         Some("true") | Some("1") | Some("") => false,
         Some(_) => return Err(ApiError::invalid_field(&["unnamed"], "must be true or false")),
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(state.settings.sse.mailbox);
-    let (ctx, registry) = (state.engine.ctx.clone(), state.engine.registry.clone());
-    SseSession::new(ctx, registry, org_id, types, named, resume_after, tx).start();
-    let body = Sse::from_infallible_receiver(rx).with_retry_duration(RETRY_HINT);
+    let retry_hint = format!("retry: {}\n\n", RETRY_HINT.as_millis()).into();
+    let session = Session::new(state.engine.ctx.clone(), org_id, types, named, resume_after, retry_hint);
+    let registry = state.engine.registry.clone();
+    let body = SessionBody::new(session.clone(), registry.clone());
+    let replay =
+        registry.send(StreamSubscription(session.clone())).await.map_err(|_| ApiError::unavailable())?;
+    if let Some((after, until)) = replay {
+        actix_web::rt::spawn(session.replay(after, until));
+    }
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(ContentEncoding::Identity)
