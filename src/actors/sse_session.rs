@@ -309,6 +309,21 @@ impl State {
         self.buf.extend_from_slice(frame);
         self.frames += 1;
     }
+
+    /// What the connection writes next: everything queued, or, of a long backlog, a piece
+    /// that ends on a frame boundary, so its write buffer never grows past `MAX_WRITE`.
+    fn take_write(&mut self) -> Bytes {
+        if self.buf.len() <= MAX_WRITE {
+            self.frames = 0;
+            return self.buf.split().freeze();
+        }
+        let cut =
+            self.buf[..MAX_WRITE].windows(2).rposition(|w| w == b"\n\n").map_or(self.buf.len(), |i| i + 2);
+        let out = self.buf.split_to(cut).freeze();
+        // Frames end with the only blank line they hold.
+        self.frames = self.buf.windows(2).filter(|w| w == b"\n\n").count();
+        out
+    }
 }
 
 fn wake(s: &mut State) {
@@ -348,21 +363,7 @@ impl MessageBody for SessionBody {
             }
             return Poll::Pending;
         }
-        // A long backlog goes out in pieces that end on a frame boundary, so the
-        // connection's write buffer never grows past a few writes' worth.
-        let out = match s.buf.len() > MAX_WRITE {
-            true => {
-                let cut =
-                    s.buf[..MAX_WRITE].windows(2).rposition(|w| w == b"\n\n").map_or(s.buf.len(), |i| i + 2);
-                let out = s.buf.split_to(cut).freeze();
-                s.frames = s.buf.windows(2).filter(|w| w == b"\n\n").count();
-                out
-            }
-            false => {
-                s.frames = 0;
-                s.buf.split().freeze()
-            }
-        };
+        let out = s.take_write();
         drop(s);
         session.room.notify_one();
         Poll::Ready(Some(Ok(out)))
@@ -374,5 +375,62 @@ impl Drop for SessionBody {
         self.session.lock().gone = true;
         self.session.ctx.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
         self.registry.do_send(StreamClosed(self.session.id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State {
+            buf: BytesMut::new(),
+            frames: 0,
+            waker: None,
+            held: None,
+            last_sent: 0,
+            ended: false,
+            gone: false,
+        }
+    }
+
+    #[test]
+    fn frames_are_encoded_once_with_and_without_their_type() {
+        assert_eq!(
+            &encode_data("7", Some("order.created"), "{}")[..],
+            b"id: 7\nevent: order.created\ndata: {}\n\n"
+        );
+        assert_eq!(&encode_data("7", None, "a\nb")[..], b"id: 7\ndata: a\ndata: b\n\n");
+        assert_eq!(&comment("keep-alive")[..], b": keep-alive\n\n");
+    }
+
+    #[test]
+    fn a_backlog_goes_out_in_whole_frames_of_at_most_max_write() {
+        let mut s = state();
+        let frame = encode_data("1", Some("t"), &"x".repeat(300));
+        let n = 3 * MAX_WRITE / frame.len();
+        for _ in 0..n {
+            s.push(&frame);
+        }
+        let mut written = Vec::new();
+        while !s.buf.is_empty() {
+            let before = s.frames;
+            let piece = s.take_write();
+            assert!(piece.len() <= MAX_WRITE, "{} bytes", piece.len());
+            assert_eq!(piece.len() % frame.len(), 0, "whole frames only");
+            assert_eq!(before - s.frames, piece.len() / frame.len(), "the count follows");
+            written.extend_from_slice(&piece);
+        }
+        assert_eq!(s.frames, 0);
+        assert_eq!(written, frame.repeat(n));
+    }
+
+    #[test]
+    fn a_frame_larger_than_max_write_goes_whole() {
+        let mut s = state();
+        let big = encode_data("1", None, &"y".repeat(2 * MAX_WRITE));
+        s.push(&big);
+        assert_eq!(s.take_write(), big);
+        assert_eq!(s.frames, 0);
     }
 }
