@@ -11,7 +11,7 @@ use super::messages::WakeAt;
 use super::registry::Registry;
 use super::{DeliveryContext, dispatches};
 use crate::ids::now_ms;
-use crate::store::deliveries;
+use crate::store::deliveries::{self, Claimable};
 use crate::store::endpoints;
 use crate::store::events::NewEvent;
 
@@ -24,13 +24,15 @@ pub struct Scheduler {
     registry: Addr<Registry>,
     claiming: bool,
     claim_again: bool,
+    /// When claims last looked at lapsed leases too.
+    expired_checked: Option<std::time::Instant>,
     /// The earliest wake-up already planned, and its timer.
     planned: Option<(i64, SpawnHandle)>,
 }
 
 impl Scheduler {
     pub fn new(ctx: Arc<DeliveryContext>, registry: Addr<Registry>) -> Self {
-        Self { ctx, registry, claiming: false, claim_again: false, planned: None }
+        Self { ctx, registry, claiming: false, claim_again: false, expired_checked: None, planned: None }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
@@ -39,6 +41,13 @@ impl Scheduler {
             return;
         }
         self.claiming = true;
+        // Lapsed leases are rare (a node died) and finding them reads every held row, so
+        // they are looked for a few times per lease, not on every claim.
+        let every = (self.ctx.settings.delivery.lease / 3).clamp(Duration::from_millis(100), TICK * 5);
+        let expired = self.expired_checked.is_none_or(|at| at.elapsed() >= every);
+        if expired {
+            self.expired_checked = Some(std::time::Instant::now());
+        }
         let engine = self.ctx.clone();
         let work = async move {
             let lease = engine.lease();
@@ -46,7 +55,12 @@ impl Scheduler {
             engine
                 .db
                 .run(move |conn| {
-                    let ids = deliveries::claim_due(conn, &lease, now_ms(), CLAIM_BATCH)?;
+                    let now = now_ms();
+                    let mut ids = deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased)?;
+                    let room = CLAIM_BATCH - ids.len() as i64;
+                    if expired && room > 0 {
+                        ids.extend(deliveries::claim_due(conn, &lease, now, room, Claimable::Expired)?);
+                    }
                     let claimed = ids.len();
                     let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
                     Ok((claimed, dispatches(rows, default_in_flight)))

@@ -290,45 +290,61 @@ fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result<(
     Ok(())
 }
 
+/// Which due deliveries a claim looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimable {
+    /// Held by no node: new retries, work an open circuit released, replays. Served by a
+    /// partial index of exactly these, so a claim never reads work other nodes hold.
+    Unleased,
+    /// Held by a node whose lease ran out (it crashed or stalled). This reads every held
+    /// row, so the Scheduler asks for it less often.
+    Expired,
+}
+
 /// Claims up to `limit` due deliveries of active endpoints for `lease.owner`.
 /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so nodes never claim the same row; SQLite has one
 /// writer at a time, which gives the same guarantee.
-pub fn claim_due(conn: &mut DbConn, lease: &Lease, now: i64, limit: i64) -> Result<Vec<String>, ApiError> {
+pub fn claim_due(
+    conn: &mut DbConn,
+    lease: &Lease,
+    now: i64,
+    limit: i64,
+    which: Claimable,
+) -> Result<Vec<String>, ApiError> {
     #[derive(QueryableByName)]
     struct Claimed {
         #[diesel(sql_type = diesel::sql_types::Text)]
         id: String,
     }
     use diesel::sql_types::{BigInt, Text};
-    const PICK: &str = "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
-         WHERE d.status = 'pending' AND d.next_attempt_at <= {now} \
-         AND (d.lease_owner IS NULL OR d.lease_expires_at < {now}) \
+    let held = match which {
+        Claimable::Unleased => "d.lease_owner IS NULL",
+        Claimable::Expired => "d.lease_owner IS NOT NULL AND d.lease_expires_at < $2",
+    };
+    // $1 owner, $2 now, $3 limit, $4 lease expiry (SQLite numbers its `?` the same way).
+    let pick = format!(
+        "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
          AND e.status = 'active' AND e.deleted_at IS NULL \
-         ORDER BY d.next_attempt_at LIMIT {limit}";
-    let rows: Vec<Claimed> = match conn {
-        DbConn::Pg(pg) => {
-            let pick = PICK.replace("{now}", "$2").replace("{limit}", "$3") + " FOR UPDATE OF d SKIP LOCKED";
-            diesel::sql_query(format!(
-                "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $4 WHERE id IN ({pick}) RETURNING id"
-            ))
-            .bind::<Text, _>(&lease.owner)
+         ORDER BY d.next_attempt_at LIMIT $3"
+    );
+    let update = |pick: &str| {
+        format!(
+            "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $4 WHERE id IN ({pick}) RETURNING id"
+        )
+    };
+    let claim = |sql: String| {
+        diesel::sql_query(sql)
+            .bind::<Text, _>(lease.owner.clone())
             .bind::<BigInt, _>(now)
             .bind::<BigInt, _>(limit)
             .bind::<BigInt, _>(lease.expires_at)
-            .load(pg)?
-        }
+    };
+    let rows: Vec<Claimed> = match conn {
+        DbConn::Pg(pg) => claim(update(&(pick + " FOR UPDATE OF d SKIP LOCKED"))).load(pg)?,
         DbConn::Sqlite(_) => write_txn(conn, |c| {
             let DbConn::Sqlite(lite) = c else { unreachable!() };
-            let pick = PICK.replace("{now}", "?").replace("{limit}", "?");
-            Ok(diesel::sql_query(format!(
-                "UPDATE deliveries SET lease_owner = ?, lease_expires_at = ? WHERE id IN ({pick}) RETURNING id"
-            ))
-            .bind::<Text, _>(&lease.owner)
-            .bind::<BigInt, _>(lease.expires_at)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(now)
-            .bind::<BigInt, _>(limit)
-            .load(lite)?)
+            Ok(claim(update(&pick).replace('$', "?")).load(lite)?)
         })?,
     };
     Ok(rows.into_iter().map(|r| r.id).collect())
