@@ -114,8 +114,14 @@ impl Registry {
                 Ok(batch) => {
                     let full = batch.len() as i64 == HUB_BATCH;
                     act.hub_cursor = batch.last().map_or(act.hub_cursor, |e| e.seq);
-                    let events: Vec<Arc<StreamEvent>> =
-                        batch.iter().map(|e| Arc::new(StreamEvent::new(e))).collect();
+                    // Only events some open stream's organisation can see are encoded.
+                    let orgs: std::collections::HashSet<&str> =
+                        act.streams.values().map(|s| s.org_id()).collect();
+                    let events: Vec<Arc<StreamEvent>> = batch
+                        .iter()
+                        .filter(|e| orgs.contains(e.org_id.as_str()))
+                        .map(|e| Arc::new(StreamEvent::new(e)))
+                        .collect();
                     let mut over = Vec::new();
                     for s in act.streams.values() {
                         if !s.offer(&events) {

@@ -154,6 +154,10 @@ impl Session {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    pub fn org_id(&self) -> &str {
+        &self.org_id
+    }
+
     fn wants(&self, event: &StreamEvent) -> bool {
         self.org_id == event.org_id && filter_matches(&self.types, &event.event_type)
     }
