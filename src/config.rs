@@ -67,6 +67,9 @@ pub struct DeliverySettings {
     pub disable_after: Duration,
     #[serde(deserialize_with = "duration")]
     pub lease: Duration,
+    /// An endpoint actor with nothing to do for this long stops (and starts again on need).
+    #[serde(deserialize_with = "duration")]
+    pub idle_actor_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub deliveries_dead: AtomicU64,
     pub attempts_retried: AtomicU64,
     pub open_circuits: AtomicI64,
+    pub endpoint_actors: AtomicI64,
     pub streams_open: AtomicI64,
     pub stream_events_sent: AtomicU64,
     pub streams_dropped_slow: AtomicU64,
@@ -101,6 +102,12 @@ impl Metrics {
             "gauge",
             "Endpoints whose circuit is open on this node.",
             &[("", self.open_circuits.load(Ordering::Relaxed).max(0).to_string())],
+        );
+        family(
+            "herald_endpoint_actors",
+            "gauge",
+            "Endpoint actors alive on this node (idle ones stop after delivery.idle_actor_ttl).",
+            &[("", self.endpoint_actors.load(Ordering::Relaxed).max(0).to_string())],
         );
         family(
             "herald_streams_open",

@@ -94,6 +94,10 @@ impl Application {
         // `sse_session::MAX_WRITE` at a time, so at this limit it never grows, and thousands
         // of open streams stay at their first allocation.
         .h1_write_buffer_size(crate::actors::sse_session::MAX_WRITE)
+        // A client that hangs up ends its request's work at once (an idempotency key it
+        // held is released, a `?wait=true` waiter removed) instead of when the answer is
+        // finally written to nobody.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(SHUTDOWN_DRAIN.as_secs());
         if let Some(workers) = settings.server.workers {
             server = server.workers(workers.max(1));

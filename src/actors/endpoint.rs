@@ -1,6 +1,8 @@
-//! One actor per endpoint: its queue, its in-flight and per-second limits, its circuit
-//! breaker. A slow or dead endpoint only ever fills its own queue. Work it cannot send now
-//! (circuit open, probe out) goes back to the store with a due time instead of being held.
+//! One actor per endpoint (in a cluster, on the endpoint's owner node only): its queue, its
+//! in-flight and per-second limits, its circuit breaker. A slow or dead endpoint only ever
+//! fills its own queue. Work it cannot send now (circuit open, probe out) goes back to the
+//! store with a due time instead of being held. It renews the leases of exactly what it
+//! holds, and stops when it has had nothing to do for `delivery.idle_actor_ttl`.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -37,10 +39,27 @@ pub struct Enqueue {
 #[rtype(result = "()")]
 pub struct Configure(pub Arc<EndpointSnapshot>);
 
-/// The endpoint is gone: drop the queue, give back leases, finish what is in flight.
+/// The endpoint is gone, disabled, or moves to another node: drop the queue and give its
+/// leases back, finish what is in flight, then stop (and with `give_up`, hand the
+/// endpoint's ownership back so its next owner need not wait for it to expire).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Retire;
+pub struct Retire {
+    pub give_up: bool,
+}
+
+/// The Registry agrees this idle actor may go: nothing was sent to it since it said so.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// An actor idle for `delivery.idle_actor_ttl`, and how many `Enqueue`s it has received.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Idle {
+    pub endpoint_id: String,
+    pub received: u64,
+}
 
 pub struct EndpointActor {
     ctx: Arc<DeliveryContext>,
@@ -48,6 +67,7 @@ pub struct EndpointActor {
     cfg: Arc<EndpointSnapshot>,
     writer: Addr<ResultWriter>,
     scheduler: Recipient<WakeAt>,
+    registry: Recipient<Idle>,
     breaker: CircuitBreaker,
     queue: VecDeque<Job>,
     /// Ids queued or in flight, so a delivery handed over twice is attempted once.
@@ -56,9 +76,13 @@ pub struct EndpointActor {
     tokens: f64,
     tokens_at: Instant,
     pump_timer: Option<SpawnHandle>,
-    retired: bool,
+    retired: Option<Retire>,
     /// Whether this actor's circuit is counted in the open-circuits gauge.
     counted_open: bool,
+    /// `Enqueue`s received, for the idle hand-shake with the Registry.
+    received: u64,
+    last_busy: Instant,
+    idle_reported: bool,
 }
 
 impl EndpointActor {
@@ -68,6 +92,7 @@ impl EndpointActor {
         cfg: Arc<EndpointSnapshot>,
         writer: Addr<ResultWriter>,
         scheduler: Recipient<WakeAt>,
+        registry: Recipient<Idle>,
     ) -> Self {
         let mut breaker = CircuitBreaker::new(&ctx.circuit);
         breaker.consecutive_failures = cfg.consecutive_failures;
@@ -82,15 +107,80 @@ impl EndpointActor {
             cfg,
             writer,
             scheduler,
+            registry,
             breaker,
             queue: VecDeque::new(),
             held: HashSet::new(),
             in_flight: 0,
             tokens_at: Instant::now(),
             pump_timer: None,
-            retired: false,
+            retired: None,
             counted_open: false,
+            received: 0,
+            last_busy: Instant::now(),
+            idle_reported: false,
         }
+    }
+
+    /// Renews the leases of what this actor holds, queued or in flight (and nothing else).
+    fn renew_leases(&self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let (db, owner) = (self.ctx.db.clone(), self.ctx.node_id.clone());
+        let ids: Vec<String> = self.held.iter().cloned().collect();
+        let expires_at = now_ms() + self.ctx.lease_ms();
+        actix::spawn(async move {
+            if let Err(e) = db.run(move |conn| deliveries::renew_ids(conn, &owner, &ids, expires_at)).await {
+                log::warn!("renewing leases failed: {}", e.message);
+            }
+        });
+    }
+
+    /// Gives back the leases of work this actor will not attempt.
+    fn release_ids(&self, ids: Vec<String>) {
+        if ids.is_empty() {
+            return;
+        }
+        let (db, owner) = (self.ctx.db.clone(), self.ctx.node_id.clone());
+        actix::spawn(async move {
+            if let Err(e) = db.run(move |conn| deliveries::release_ids(conn, &owner, &ids)).await {
+                log::warn!("could not release leases: {}", e.message);
+            }
+        });
+    }
+
+    /// Says so to the Registry once idle for the TTL; a burst's queue memory goes at once.
+    fn check_idle(&mut self) {
+        if !self.queue.is_empty() || self.in_flight > 0 || self.retired.is_some() {
+            self.last_busy = Instant::now();
+            return;
+        }
+        if self.queue.capacity() > 64 {
+            self.queue.shrink_to_fit();
+        }
+        if self.held.capacity() > 64 {
+            self.held.shrink_to_fit();
+        }
+        if !self.idle_reported && self.last_busy.elapsed() >= self.ctx.settings.delivery.idle_actor_ttl {
+            self.idle_reported = true;
+            self.registry.do_send(Idle { endpoint_id: self.cfg.id.clone(), received: self.received });
+        }
+    }
+
+    /// Once retired and nothing is in flight: hand the endpoint back if asked, and stop.
+    fn finish_retiring(&mut self, ctx: &mut Context<Self>) {
+        let Some(retire) = &self.retired else { return };
+        if self.in_flight > 0 {
+            return;
+        }
+        if retire.give_up {
+            let (db, owner, id) = (self.ctx.db.clone(), self.ctx.node_id.clone(), self.cfg.id.clone());
+            actix::spawn(async move {
+                let _ = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await;
+            });
+        }
+        ctx.stop();
     }
 
     pub fn release_leases(ctx: &Arc<DeliveryContext>, endpoint_id: &str) {
@@ -104,7 +194,7 @@ impl EndpointActor {
 
     /// Sends as much of the queue as the limits and the circuit allow.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        while !self.queue.is_empty() && self.in_flight < self.cfg.max_in_flight && !self.retired {
+        while !self.queue.is_empty() && self.in_flight < self.cfg.max_in_flight && self.retired.is_none() {
             if let Some(wait) = self.rate_wait() {
                 if self.pump_timer.is_none() {
                     self.pump_timer = Some(ctx.run_later(wait, |act, ctx| {
@@ -186,6 +276,7 @@ impl EndpointActor {
         ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
             act.finish_attempt(job, started_at, outcome);
             act.pump(ctx);
+            act.finish_retiring(ctx);
         }));
     }
 
@@ -307,9 +398,14 @@ impl EndpointActor {
 impl Actor for EndpointActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         // A circuit that was open when this actor started counts from the start.
         self.count_open(self.breaker.state(now_ms()) != CircuitState::Closed);
+        let renew = (self.ctx.settings.delivery.lease / 3).max(Duration::from_millis(100));
+        ctx.run_interval(renew, |act, _| act.renew_leases());
+        let idle_check = (self.ctx.settings.delivery.idle_actor_ttl / 4)
+            .clamp(Duration::from_millis(25), Duration::from_secs(30));
+        ctx.run_interval(idle_check, |act, _| act.check_idle());
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -321,7 +417,10 @@ impl Handler<Enqueue> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: Enqueue, ctx: &mut Context<Self>) {
-        if msg.endpoint.updated_at > self.cfg.updated_at {
+        self.received += 1;
+        self.idle_reported = false;
+        self.last_busy = Instant::now();
+        if msg.endpoint.version > self.cfg.version {
             self.cfg = msg.endpoint;
         }
         let mut overflow = Vec::new();
@@ -351,7 +450,7 @@ impl Handler<Configure> for EndpointActor {
     type Result = ();
 
     fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
-        if msg.0.updated_at >= self.cfg.updated_at {
+        if msg.0.version >= self.cfg.version {
             self.cfg = msg.0;
             self.pump(ctx);
         }
@@ -361,10 +460,25 @@ impl Handler<Configure> for EndpointActor {
 impl Handler<Retire> for EndpointActor {
     type Result = ();
 
-    fn handle(&mut self, _: Retire, _: &mut Context<Self>) {
-        self.retired = true;
-        self.queue.clear();
-        self.held.clear();
-        Self::release_leases(&self.ctx, &self.cfg.id);
+    fn handle(&mut self, msg: Retire, ctx: &mut Context<Self>) {
+        // Queued work is given back; work in flight keeps its lease until its result is
+        // written, so nothing is sent twice if the endpoint comes straight back.
+        let queued: Vec<String> = self.queue.drain(..).map(|job| job.delivery_id).collect();
+        for id in &queued {
+            self.held.remove(id);
+        }
+        self.release_ids(queued);
+        let give_up = msg.give_up || self.retired.as_ref().is_some_and(|r| r.give_up);
+        self.retired = Some(Retire { give_up });
+        self.finish_retiring(ctx);
+    }
+}
+
+impl Handler<Stop> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        // Nothing was sent to this actor since it reported idle, so it holds nothing.
+        ctx.stop();
     }
 }

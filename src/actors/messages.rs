@@ -26,6 +26,20 @@ pub struct EndpointUpdated(pub Arc<EndpointSnapshot>);
 #[rtype(result = "()")]
 pub struct EndpointGone(pub String);
 
+/// Another node changed this endpoint: its owner reloads the row.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndpointChanged(pub String);
+
+/// The Scheduler renewed this node's endpoints: `owned` now, and `give_up` (rows this node
+/// still has but that belong on another node now) to hand over once their actors finish.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Owned {
+    pub owned: std::collections::HashSet<String>,
+    pub give_up: Vec<String>,
+}
+
 /// Something becomes due at this unix-ms time: claim then.
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]

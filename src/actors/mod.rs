@@ -6,6 +6,7 @@
 pub mod endpoint;
 pub mod inbound;
 pub mod messages;
+pub mod ownership;
 pub mod publisher;
 pub mod registry;
 pub mod scheduler;
@@ -31,6 +32,7 @@ use crate::store::Db;
 use crate::store::deliveries::Delivery;
 use crate::store::endpoints::Endpoint;
 use crate::store::events::{Event, Lease, NewEvent, Published};
+use crate::store::notify::Note;
 use messages::{AttemptSummary, Dispatch, EndpointGone, EndpointUpdated};
 
 /// The longest an open circuit stays open after repeated failed probes.
@@ -47,14 +49,21 @@ pub struct DeliveryContext {
     pub circuit: CircuitConfig,
     pub metrics: Arc<Metrics>,
     pub waiters: Waiters,
+    pub ownership: ownership::Ownership,
 }
 
 impl DeliveryContext {
     pub fn lease(&self) -> Lease {
+        let now = now_ms();
         Lease {
             owner: self.node_id.clone(),
-            expires_at: now_ms() + self.settings.delivery.lease.as_millis() as i64,
+            expires_at: now + self.lease_ms(),
+            only: self.ownership.snapshot(now),
         }
+    }
+
+    pub fn lease_ms(&self) -> i64 {
+        self.settings.delivery.lease.as_millis() as i64
     }
 }
 
@@ -115,7 +124,8 @@ pub struct EndpointSnapshot {
     pub headers: Vec<(String, String)>,
     pub max_in_flight: usize,
     pub rate_limit_per_second: Option<u32>,
-    pub updated_at: i64,
+    /// The row's version: an actor takes settings only newer than what it has.
+    pub version: i64,
     /// The circuit as last written, for an actor starting fresh.
     pub circuit_state: String,
     pub consecutive_failures: u32,
@@ -140,7 +150,7 @@ impl EndpointSnapshot {
             max_in_flight: ep.max_in_flight.map(|n| n.max(1) as u32).unwrap_or(default_max_in_flight)
                 as usize,
             rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
-            updated_at: ep.updated_at,
+            version: ep.version,
             circuit_state: ep.circuit_state.clone(),
             consecutive_failures: ep.consecutive_failures.max(0) as u32,
             circuit_open_until: ep.circuit_open_until,
@@ -168,11 +178,19 @@ pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, default_max_in_flight:
     by_endpoint.into_values().collect()
 }
 
-/// A delivery whose first attempt a publisher waits for.
+/// A delivery whose first attempt a publisher waits for. Dropped (answered, timed out, or
+/// the client gone), it leaves nothing behind in `Waiters`.
 pub struct FirstAttempt {
     pub delivery_id: String,
     pub endpoint_id: String,
     pub rx: tokio::sync::oneshot::Receiver<AttemptSummary>,
+    waiters: Waiters,
+}
+
+impl Drop for FirstAttempt {
+    fn drop(&mut self) {
+        self.waiters.forget(&self.delivery_id);
+    }
 }
 
 /// After a commit: the new event's deliveries go to their endpoint actors and streams are
@@ -180,7 +198,12 @@ pub struct FirstAttempt {
 pub fn announce(ctx: &DeliveryContext, registry: &Addr<registry::Registry>, published: &Published) {
     if let Published::Created { event, deliveries } = published {
         ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let rows = deliveries.iter().map(|(d, ep)| (d.clone(), event.clone(), ep.clone())).collect();
+        // Only what this node holds; the owners of the rest were woken by the commit.
+        let rows = deliveries
+            .iter()
+            .filter(|(d, _)| d.lease_owner.is_some())
+            .map(|(d, ep)| (d.clone(), event.clone(), ep.clone()))
+            .collect();
         for dispatch in dispatches(rows, ctx.settings.delivery.max_in_flight) {
             registry.do_send(dispatch);
         }
@@ -197,6 +220,7 @@ pub fn register_waiters(ctx: &DeliveryContext, published: &Published) -> Vec<Fir
             delivery_id: d.id.clone(),
             endpoint_id: d.endpoint_id.clone(),
             rx: ctx.waiters.register(&d.id),
+            waiters: ctx.waiters.clone(),
         })
         .collect()
 }
@@ -232,6 +256,10 @@ impl Engine {
             settings: settings.clone(),
             metrics,
             waiters: Waiters::default(),
+            ownership: ownership::Ownership::new(
+                crate::store::DatabaseUrl::parse(&settings.database.url)
+                    .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
+            ),
         });
         let writer = writer::ResultWriter::new(ctx.clone()).start();
         let writer_addr = writer.clone();
@@ -248,9 +276,14 @@ impl Engine {
         if let Ok(url) = crate::store::DatabaseUrl::parse(&settings.database.url)
             && url.backend == crate::store::Backend::Postgres
         {
-            let registry = registry.clone();
-            crate::store::notify::spawn_listener(url.target, move |seq| {
-                registry.do_send(registry::Committed(seq))
+            let (registry, scheduler) = (registry.clone(), scheduler.clone());
+            crate::store::notify::spawn_listener(url.target, move |note| match note {
+                Note::Committed(seq) => registry.do_send(registry::Committed(seq)),
+                Note::Work => scheduler.do_send(messages::WakeAt(0)),
+                Note::EndpointChanged(id) => {
+                    scheduler.do_send(scheduler::RenewOwnership);
+                    registry.do_send(messages::EndpointChanged(id))
+                }
             });
         }
         let publisher = publisher::Publisher::new(ctx.clone(), registry.clone()).start();
@@ -316,6 +349,7 @@ impl Engine {
             .db
             .run(move |conn| {
                 crate::store::nodes::leave(conn, &owner)?;
+                crate::store::owners::give_up_all(conn, &owner)?;
                 crate::store::deliveries::release_node(conn, &owner)
             })
             .await;

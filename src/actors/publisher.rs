@@ -13,8 +13,8 @@ use super::registry::Registry;
 use super::{DeliveryContext, FirstAttempt, announce, register_waiters};
 use crate::error::ApiError;
 use crate::store::endpoints::Endpoint;
-use crate::store::events::{NewEvent, PublishTxn, Published};
-use crate::store::write_txn;
+use crate::store::events::{Lease, NewEvent, PublishItem, PublishTxn, Published};
+use crate::store::{DbConn, write_txn};
 
 /// Publishes written per transaction at most.
 const MAX_BATCH: usize = 256;
@@ -57,36 +57,59 @@ impl Publisher {
             let lease = engine.lease();
             let (requests, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|r| ((r.event, r.only_endpoint), (r.wait, r.reply))).unzip();
-            let result = engine
-                .db
-                .run(move |conn| {
-                    write_txn(conn, |c| {
-                        let mut txn = PublishTxn::default();
-                        let published = txn.publish_all(c, &requests, &lease)?;
-                        txn.finish(c)?;
-                        Ok(published)
-                    })
-                })
-                .await;
-            match result {
-                Ok(published) => {
-                    for ((wait, reply), p) in replies.into_iter().zip(published) {
-                        let waits = if wait { register_waiters(&engine, &p) } else { Vec::new() };
-                        announce(&engine, &registry, &p);
-                        let _ = reply.send(Ok((p, waits)));
-                    }
-                }
-                Err(e) => {
-                    for (_, reply) in replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
-                }
+            let result = engine.db.run(move |conn| Ok(write_batch(conn, &requests, &lease))).await;
+            let outcomes = match result {
+                Ok(outcomes) => outcomes,
+                Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
+            };
+            for ((wait, reply), outcome) in replies.into_iter().zip(outcomes) {
+                let answer = outcome.map(|p| {
+                    let waits = if wait { register_waiters(&engine, &p) } else { Vec::new() };
+                    announce(&engine, &registry, &p);
+                    (p, waits)
+                });
+                let _ = reply.send(answer);
             }
         };
         ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
             act.writing = false;
             act.write(ctx);
         }));
+    }
+}
+
+/// Writes a batch in one transaction. If that fails, each publish is written again in a
+/// transaction of its own, so one that cannot be stored fails alone and the others are
+/// still answered as committed.
+fn write_batch(conn: &mut DbConn, items: &[PublishItem], lease: &Lease) -> Vec<Result<Published, ApiError>> {
+    let one_txn = |conn: &mut DbConn, items: &[PublishItem]| {
+        write_txn(conn, |c| {
+            let mut txn = PublishTxn::default();
+            let published = txn.publish_all(c, items, lease)?;
+            txn.finish(c)?;
+            Ok(published)
+        })
+    };
+    match one_txn(conn, items) {
+        Ok(published) => published.into_iter().map(Ok).collect(),
+        Err(e) if items.len() == 1 || e.code == "UNAVAILABLE" => {
+            items.iter().map(|_| Err(e.clone())).collect()
+        }
+        Err(e) => {
+            log::warn!(
+                "a batch of {} publishes failed ({}); writing them one by one",
+                items.len(),
+                e.message
+            );
+            items
+                .iter()
+                .map(|item| {
+                    one_txn(conn, std::slice::from_ref(item)).and_then(|mut p| {
+                        p.pop().ok_or_else(|| ApiError::internal("publish answered nothing"))
+                    })
+                })
+                .collect()
+        }
     }
 }
 
@@ -100,5 +123,49 @@ impl Handler<Publish> for Publisher {
     fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) {
         self.waiting.push_back(msg.0);
         self.write(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Db, events, orgs};
+
+    fn event(org_id: &str, id: &str) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            org_id: org_id.into(),
+            event_type: "t.x".into(),
+            payload: "{}".into(),
+            correlation_id: None,
+            source_id: None,
+            created_at: 1,
+        }
+    }
+
+    /// A real SQLite file: the middle publish names an organisation that does not exist, so
+    /// its insert breaks a foreign key and the batch's transaction fails.
+    #[test]
+    fn a_failing_publish_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(dir.path().join("herald.db").to_str().unwrap(), 1).unwrap();
+        db.migrate().unwrap();
+        let mut conn = db.get().unwrap();
+        let org = orgs::Org { id: "org_a".into(), name: "a".into(), rate_limit_per_minute: 1, created_at: 1 };
+        orgs::insert(&mut conn, &org).unwrap();
+        let lease = Lease { owner: "node_t".into(), expires_at: i64::MAX, only: None };
+        let items = vec![
+            (event("org_a", "e1"), None),
+            (event("org_missing", "e2"), None),
+            (event("org_a", "e3"), None),
+        ];
+        let out = write_batch(&mut conn, &items, &lease);
+        assert_eq!(out.len(), 3);
+        assert!(matches!(out[0], Ok(Published::Created { .. })));
+        assert!(out[1].is_err());
+        assert!(matches!(out[2], Ok(Published::Created { .. })));
+        for id in ["e1", "e3"] {
+            assert!(events::find(&mut conn, "org_a", id).unwrap().is_some(), "{id} was committed");
+        }
     }
 }

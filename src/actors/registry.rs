@@ -1,6 +1,8 @@
-//! The supervisor: one `EndpointActor` per endpoint with work on this node, started on
-//! first need, replaced if it died (a panic ends its task), retired when its endpoint is
-//! deleted or disabled.
+//! The supervisor: one `EndpointActor` per endpoint with work on this node (in a cluster,
+//! only endpoints this node owns), started on first need, replaced if it died (a panic ends
+//! its task), retired when its endpoint is deleted, disabled or moves to another node,
+//! stopped when idle. Changes made on any node reach the actor: announced by the cluster
+//! listener, and checked against the store's version every second as the safety net.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -8,8 +10,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::DeliveryContext;
-use super::endpoint::{Configure, EndpointActor, Enqueue, Retire};
-use super::messages::{Dispatch, EndpointGone, EndpointUpdated, WakeAt};
+use super::EndpointSnapshot;
+use super::endpoint::{Configure, EndpointActor, Enqueue, Idle, Retire, Stop};
+use super::messages::{Dispatch, EndpointChanged, EndpointGone, EndpointUpdated, Owned, WakeAt};
 use super::sse_session::{Session, StreamEvent, comment};
 use super::writer::ResultWriter;
 use crate::delivery::sender::build_client;
@@ -20,7 +23,7 @@ pub struct Registry {
     writer: Addr<ResultWriter>,
     scheduler: Recipient<WakeAt>,
     client: Option<awc::Client>,
-    endpoints: HashMap<String, Addr<EndpointActor>>,
+    endpoints: HashMap<String, ActorEntry>,
     streams: HashMap<u64, Arc<Session>>,
     /// Every event with seq <= hub_cursor has been fanned out to the open streams.
     hub_cursor: i64,
@@ -30,6 +33,18 @@ pub struct Registry {
     hub_read_at: std::time::Instant,
     hub_read_planned: bool,
 }
+
+/// One endpoint actor as the Registry knows it.
+struct ActorEntry {
+    addr: Addr<EndpointActor>,
+    /// `Enqueue`s sent to it: it may stop when it has received them all and is idle.
+    sent: u64,
+    /// The endpoint version it was last given.
+    version: i64,
+}
+
+/// How often actors' endpoint versions are compared with the store's.
+const VERSION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A stream asks for live events (those after the hub cursor H); the answer is the range
 /// it must replay from the store first, if its client missed events up to H.
@@ -143,6 +158,95 @@ impl Registry {
         }));
     }
 
+    /// Stops an endpoint's actor (it finishes what is in flight first).
+    fn retire(&mut self, id: &str, give_up: bool) {
+        match self.endpoints.remove(id) {
+            Some(entry) => entry.addr.do_send(Retire { give_up }),
+            None if give_up && self.ctx.ownership.cluster() => {
+                let (db, owner, id) = (self.ctx.db.clone(), self.ctx.node_id.clone(), id.to_string());
+                actix::spawn(async move {
+                    let _ = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await;
+                });
+            }
+            None => {}
+        }
+        self.count_actors();
+    }
+
+    fn count_actors(&self) {
+        self.ctx
+            .metrics
+            .endpoint_actors
+            .store(self.endpoints.len() as i64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads these endpoints again and brings their actors up to date (or retires them).
+    fn reload(&mut self, ids: Vec<String>, ctx: &mut Context<Self>) {
+        let ids: Vec<String> = ids.into_iter().filter(|id| self.endpoints.contains_key(id)).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let (db, default_in_flight) = (self.ctx.db.clone(), self.ctx.settings.delivery.max_in_flight);
+        let read = async move {
+            db.run(move |conn| {
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    rows.push((id.clone(), crate::store::endpoints::find_any(conn, id)?));
+                }
+                Ok(rows)
+            })
+            .await
+        };
+        ctx.spawn(read.into_actor(self).map(move |result, act, _| match result {
+            Ok(rows) => {
+                let now = crate::ids::now_ms();
+                for (id, row) in rows {
+                    let snapshot =
+                        row.map(|ep| Arc::new(EndpointSnapshot::from_row(&ep, default_in_flight, now)));
+                    act.apply(&id, snapshot);
+                }
+            }
+            Err(e) => log::warn!("could not reload endpoints: {}", e.message),
+        }));
+    }
+
+    /// Gives an endpoint's actor its newest settings, or retires it when the endpoint is
+    /// gone or no longer active.
+    fn apply(&mut self, id: &str, snapshot: Option<Arc<EndpointSnapshot>>) {
+        match snapshot {
+            Some(s) if s.active => {
+                if let Some(entry) = self.endpoints.get_mut(id)
+                    && s.version > entry.version
+                {
+                    entry.version = s.version;
+                    entry.addr.do_send(Configure(s));
+                }
+            }
+            _ => self.retire(id, true),
+        }
+    }
+
+    /// Reloads every endpoint whose stored version is newer than its actor's (a change
+    /// whose announcement this node missed).
+    fn check_versions(&mut self, ctx: &mut Context<Self>) {
+        if self.endpoints.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = self.endpoints.keys().cloned().collect();
+        let db = self.ctx.db.clone();
+        let read = async move { db.run(move |conn| crate::store::endpoints::versions(conn, &ids)).await };
+        ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
+            if let Ok(versions) = result {
+                let stale = versions
+                    .into_iter()
+                    .filter(|(id, v)| act.endpoints.get(id).is_some_and(|e| *v > e.version))
+                    .map(|(id, _)| id)
+                    .collect();
+                act.reload(stale, ctx);
+            }
+        }));
+    }
+
     fn client(&mut self) -> awc::Client {
         let (policy, timeout) = (self.ctx.policy.clone(), self.ctx.settings.delivery.timeout);
         self.client.get_or_insert_with(|| build_client(policy, timeout)).clone()
@@ -156,15 +260,20 @@ impl Actor for Registry {
         // Actors of deleted endpoints go when their work is done; forget dead addresses.
         ctx.run_interval(std::time::Duration::from_secs(30), |act, _| {
             let ctx = act.ctx.clone();
-            act.endpoints.retain(|id, addr| {
+            act.endpoints.retain(|id, entry| {
                 // A dead actor (a panic ends its task) leaves claims behind: release them.
-                let alive = addr.connected();
+                let alive = entry.addr.connected();
                 if !alive {
                     EndpointActor::release_leases(&ctx, id);
                 }
                 alive
             });
+            act.count_actors();
         });
+        // The safety net under endpoint-change announcements from other nodes.
+        if self.ctx.ownership.cluster() {
+            ctx.run_interval(VERSION_CHECK, |act, ctx| act.check_versions(ctx));
+        }
         // One timer for every stream's keep-alive comment; a write to a closed connection
         // ends its body, which takes the stream off the hub.
         let keep_alive = self.ctx.settings.sse.keep_alive;
@@ -184,7 +293,7 @@ impl Actor for Registry {
 impl Handler<Dispatch> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: Dispatch, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) {
         if !msg.endpoint.active {
             // Disabled or deleted meanwhile: give the work back so it is not held (and
             // renewed) here forever; it is claimed again if the endpoint is re-enabled.
@@ -192,7 +301,7 @@ impl Handler<Dispatch> for Registry {
             return;
         }
         let id = msg.endpoint.id.clone();
-        let alive = self.endpoints.get(&id).is_some_and(|a| a.connected());
+        let alive = self.endpoints.get(&id).is_some_and(|a| a.addr.connected());
         if !alive {
             if self.endpoints.remove(&id).is_some() {
                 log::error!("endpoint actor {id} died; starting a new one");
@@ -204,11 +313,16 @@ impl Handler<Dispatch> for Registry {
                 msg.endpoint.clone(),
                 self.writer.clone(),
                 self.scheduler.clone(),
+                ctx.address().recipient(),
             );
-            self.endpoints.insert(id.clone(), actor.start());
+            let version = msg.endpoint.version;
+            self.endpoints.insert(id.clone(), ActorEntry { addr: actor.start(), sent: 0, version });
+            self.count_actors();
         }
-        if let Some(addr) = self.endpoints.get(&id) {
-            addr.do_send(Enqueue { endpoint: msg.endpoint, jobs: msg.jobs });
+        if let Some(entry) = self.endpoints.get_mut(&id) {
+            entry.sent += 1;
+            entry.version = entry.version.max(msg.endpoint.version);
+            entry.addr.do_send(Enqueue { endpoint: msg.endpoint, jobs: msg.jobs });
         }
     }
 }
@@ -217,8 +331,49 @@ impl Handler<EndpointUpdated> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: EndpointUpdated, _: &mut Context<Self>) {
-        if let Some(addr) = self.endpoints.get(&msg.0.id) {
-            addr.do_send(Configure(msg.0));
+        let id = msg.0.id.clone();
+        self.apply(&id, Some(msg.0));
+    }
+}
+
+impl Handler<EndpointChanged> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndpointChanged, ctx: &mut Context<Self>) {
+        self.reload(vec![msg.0], ctx);
+    }
+}
+
+impl Handler<Owned> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Owned, _: &mut Context<Self>) {
+        let lost: Vec<String> =
+            self.endpoints.keys().filter(|id| !msg.owned.contains(*id)).cloned().collect();
+        for id in lost {
+            let give_up = msg.give_up.contains(&id);
+            if !give_up {
+                log::warn!("endpoint {id}: this node no longer owns it; stopping its actor");
+            }
+            self.retire(&id, give_up);
+        }
+        for id in msg.give_up {
+            self.retire(&id, true);
+        }
+    }
+}
+
+impl Handler<Idle> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Idle, _: &mut Context<Self>) {
+        // Equal counts: no Enqueue is on its way to the actor, and none will be sent once
+        // it is off the map, so it can stop without dropping anything.
+        if self.endpoints.get(&msg.endpoint_id).is_some_and(|e| e.sent == msg.received)
+            && let Some(entry) = self.endpoints.remove(&msg.endpoint_id)
+        {
+            entry.addr.do_send(Stop);
+            self.count_actors();
         }
     }
 }
@@ -227,11 +382,10 @@ impl Handler<EndpointGone> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: EndpointGone, _: &mut Context<Self>) {
-        if let Some(addr) = self.endpoints.remove(&msg.0) {
-            addr.do_send(Retire);
-        } else {
+        if !self.endpoints.contains_key(&msg.0) {
             EndpointActor::release_leases(&self.ctx, &msg.0);
         }
+        self.retire(&msg.0, true);
     }
 }
 

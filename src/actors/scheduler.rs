@@ -1,19 +1,24 @@
-//! Claims due deliveries from the store (retries, work released by an open circuit, and
-//! whatever a crashed node left behind once its leases lapse) and hands them to the
-//! Registry; keeps this node's leases alive; disables endpoints that only fail.
+//! Claims due deliveries from the store (retries, work released by an open circuit, work
+//! published on other nodes for endpoints this node owns, and whatever a crashed node left
+//! behind once its leases lapse) and hands them to the Registry; says in the store that
+//! this node is alive and, in a cluster, renews the endpoints it owns; disables endpoints
+//! that only fail.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::WakeAt;
+use std::collections::HashSet;
+
+use super::messages::{Owned, WakeAt};
+use super::ownership::rendezvous;
 use super::registry::Registry;
 use super::{DeliveryContext, dispatches};
 use crate::ids::now_ms;
 use crate::store::deliveries::{self, Claimable};
-use crate::store::endpoints;
 use crate::store::events::NewEvent;
+use crate::store::{endpoints, owners, write_txn};
 
 /// The safety net: claim at least this often even when nothing asked for it.
 const TICK: Duration = Duration::from_secs(1);
@@ -28,11 +33,28 @@ pub struct Scheduler {
     expired_checked: Option<std::time::Instant>,
     /// The earliest wake-up already planned, and its timer.
     planned: Option<(i64, SpawnHandle)>,
+    renewing: bool,
+    renew_again: bool,
 }
+
+/// An endpoint was created or changed somewhere in the cluster: renew ownership now, so a
+/// new or re-enabled endpoint gets its owner without waiting for the next round.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RenewOwnership;
 
 impl Scheduler {
     pub fn new(ctx: Arc<DeliveryContext>, registry: Addr<Registry>) -> Self {
-        Self { ctx, registry, claiming: false, claim_again: false, expired_checked: None, planned: None }
+        Self {
+            ctx,
+            registry,
+            claiming: false,
+            claim_again: false,
+            expired_checked: None,
+            planned: None,
+            renewing: false,
+            renew_again: false,
+        }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
@@ -83,32 +105,78 @@ impl Scheduler {
         }));
     }
 
-    /// Keeps this node's claims alive, and says in the nodes table that it is alive.
-    fn renew_leases(&self, ctx: &mut Context<Self>) {
+    /// Says in the nodes table that this node is alive and, in a cluster, takes or renews
+    /// the endpoints that belong on it (rendezvous over the live nodes) and hands back the
+    /// ones that belong elsewhere now. The Registry hears the outcome.
+    fn renew_ownership(&mut self, ctx: &mut Context<Self>) {
+        if self.renewing {
+            self.renew_again = true;
+            return;
+        }
+        self.renewing = true;
         let engine = self.ctx.clone();
         let work = async move {
-            let lease = engine.lease();
-            let started_at = engine.started_at;
+            let (me, started_at, lease_ms) = (engine.node_id.clone(), engine.started_at, engine.lease_ms());
+            let cluster = engine.ownership.cluster();
             engine
                 .db
                 .run(move |conn| {
-                    crate::store::nodes::heartbeat(conn, &lease.owner, started_at, now_ms())?;
-                    deliveries::renew_leases(conn, &lease.owner, lease.expires_at)
+                    let now = now_ms();
+                    crate::store::nodes::heartbeat(conn, &me, started_at, now)?;
+                    if !cluster {
+                        return Ok(None);
+                    }
+                    // Heartbeats come every third of a lease: a node silent for a whole
+                    // lease is gone, and its rows expire about then too.
+                    let nodes = owners::live_nodes(conn, now - lease_ms)?;
+                    let wanted: Vec<String> = owners::active_endpoints(conn)?
+                        .into_iter()
+                        .filter(|ep| rendezvous(&nodes, ep) == Some(me.as_str()))
+                        .collect();
+                    let owned: HashSet<String> =
+                        owners::acquire(conn, &me, &wanted, now, now + lease_ms)?.into_iter().collect();
+                    let give_up =
+                        owners::rows_of(conn, &me)?.into_iter().filter(|id| !owned.contains(id)).collect();
+                    Ok(Some((Owned { owned, give_up }, now)))
                 })
                 .await
         };
-        ctx.spawn(work.into_actor(self).map(|result, _, _| {
-            if let Err(e) = result {
-                log::warn!("renewing leases failed: {}", e.message);
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
+            act.renewing = false;
+            match result {
+                Ok(Some((renewed, at))) => act.owned(renewed, at, ctx),
+                Ok(None) => {}
+                Err(e) => log::warn!("renewing this node's endpoints failed: {}", e.message),
+            }
+            if std::mem::take(&mut act.renew_again) {
+                act.renew_ownership(ctx);
             }
         }));
     }
 
+    /// What this node owns as of a renewal made at `at`.
+    fn owned(&mut self, renewed: Owned, at: i64, ctx: &mut Context<Self>) {
+        // Counted on for two thirds of the lease: renewed (every third) well before any
+        // other node may take the rows over.
+        let valid_until = at + self.ctx.lease_ms() * 2 / 3;
+        let gained = self
+            .ctx
+            .ownership
+            .snapshot(at)
+            .is_none_or(|before| renewed.owned.iter().any(|id| !before.contains(id)));
+        self.ctx.ownership.set(renewed.owned.clone(), valid_until);
+        self.registry.do_send(renewed);
+        if gained {
+            self.claim(ctx);
+        }
+    }
+
     /// Endpoints failing without a success for `delivery.disable_after` are disabled, and
-    /// their organisation hears of it through an `endpoint.disabled` event.
+    /// their organisation hears of it through an `endpoint.disabled` event. The change and
+    /// the event commit together, and the change is conditional: however many nodes look,
+    /// one disables the endpoint and publishes once.
     fn disable_failing(&self, ctx: &mut Context<Self>) {
         let engine = self.ctx.clone();
-        let registry = self.registry.clone();
         let work = async move {
             let cutoff = now_ms() - engine.settings.delivery.disable_after.as_millis() as i64;
             let lease = engine.lease();
@@ -116,27 +184,31 @@ impl Scheduler {
                 .db
                 .run(move |conn| {
                     let mut disabled = Vec::new();
-                    for mut ep in endpoints::failing_since_before(conn, cutoff)? {
-                        let now = now_ms();
-                        ep.status = "disabled".into();
-                        ep.updated_at = now;
-                        endpoints::save(conn, &ep)?;
-                        let data = serde_json::json!({
-                            "endpoint_id": ep.id,
-                            "url": ep.url,
-                            "failing_since": ep.failing_since.map(crate::timefmt::rfc3339),
-                        });
-                        let event = NewEvent {
-                            id: crate::ids::new_id("evt"),
-                            org_id: ep.org_id.clone(),
-                            event_type: "endpoint.disabled".into(),
-                            payload: data.to_string(),
-                            correlation_id: None,
-                            source_id: None,
-                            created_at: now,
-                        };
-                        let published = crate::store::events::publish(conn, &event, None, &lease)?;
-                        disabled.push((ep, published));
+                    for candidate in endpoints::failing_since_before(conn, cutoff)? {
+                        let done = write_txn(conn, |c| {
+                            let now = now_ms();
+                            let Some(ep) = endpoints::disable_if_failing(c, &candidate.id, cutoff, now)?
+                            else {
+                                return Ok(None);
+                            };
+                            let data = serde_json::json!({
+                                "endpoint_id": ep.id,
+                                "url": ep.url,
+                                "failing_since": ep.failing_since.map(crate::timefmt::rfc3339),
+                            });
+                            let event = NewEvent {
+                                id: crate::ids::new_id("evt"),
+                                org_id: ep.org_id.clone(),
+                                event_type: "endpoint.disabled".into(),
+                                payload: data.to_string(),
+                                correlation_id: None,
+                                source_id: None,
+                                created_at: now,
+                            };
+                            let published = crate::store::events::publish_in_txn(c, &event, None, &lease)?;
+                            Ok(Some((ep, published)))
+                        })?;
+                        disabled.extend(done);
                     }
                     Ok(disabled)
                 })
@@ -146,7 +218,7 @@ impl Scheduler {
             Ok(disabled) => {
                 for (ep, published) in disabled {
                     log::warn!("endpoint {} disabled: no success since {:?}", ep.id, ep.failing_since);
-                    registry.do_send(super::messages::EndpointGone(ep.id.clone()));
+                    act.registry.do_send(super::messages::EndpointGone(ep.id.clone()));
                     super::announce(&act.ctx, &act.registry, &published);
                 }
             }
@@ -159,14 +231,25 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.renew_leases(ctx);
+        // On a cluster the first claim comes once the ownership renewal has answered.
+        self.renew_ownership(ctx);
         self.claim(ctx);
         ctx.run_interval(TICK, |act, ctx| act.claim(ctx));
         let lease = self.ctx.settings.delivery.lease;
-        ctx.run_interval((lease / 3).max(Duration::from_millis(100)), |act, ctx| act.renew_leases(ctx));
+        ctx.run_interval((lease / 3).max(Duration::from_millis(100)), |act, ctx| act.renew_ownership(ctx));
         let disable_check = (self.ctx.settings.delivery.disable_after / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(60));
         ctx.run_interval(disable_check, |act, ctx| act.disable_failing(ctx));
+    }
+}
+
+impl Handler<RenewOwnership> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: RenewOwnership, ctx: &mut Context<Self>) {
+        if self.ctx.ownership.cluster() {
+            self.renew_ownership(ctx);
+        }
     }
 }
 

@@ -52,11 +52,11 @@ impl ResultWriter {
         let take = self.updates.len().min(MAX_BATCH);
         let updates: Vec<DeliveryUpdate> = self.updates.drain(..take).collect();
         let circuits: Vec<CircuitUpdate> = self.circuits.drain().map(|(_, c)| c).collect();
-        let db = self.ctx.db.clone();
+        let (db, owner) = (self.ctx.db.clone(), self.ctx.node_id.clone());
         let (u, c) = (updates.clone(), circuits.clone());
         let write = async move {
             db.run(move |conn| {
-                deliveries::record(conn, &u, now_ms())?;
+                deliveries::record(conn, &u, &owner, now_ms())?;
                 for circuit in &c {
                     endpoints::apply_circuit(conn, circuit)?;
                 }
@@ -101,11 +101,11 @@ impl ResultWriter {
         ctx: &mut Context<Self>,
     ) {
         self.flushing = true;
-        let db = self.ctx.db.clone();
+        let (db, owner) = (self.ctx.db.clone(), self.ctx.node_id.clone());
         let work = async move {
             db.run(move |conn| {
                 for u in &updates {
-                    if let Err(e) = deliveries::record(conn, std::slice::from_ref(u), now_ms()) {
+                    if let Err(e) = deliveries::record(conn, std::slice::from_ref(u), &owner, now_ms()) {
                         log::error!("dropping the result for delivery {}: {}", u.delivery_id, e.message);
                     }
                 }

@@ -12,7 +12,7 @@ use crate::api::pagination::{PageRequest, page};
 use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::state::AppState;
-use crate::store::deliveries::{self, AttemptRow, Delivery, ReplaySelection};
+use crate::store::deliveries::{self, AttemptRow, Delivery, ReplaySelection, Retry};
 use crate::store::events::Event;
 use crate::timefmt::{rfc3339, rfc3339_opt};
 
@@ -143,7 +143,7 @@ pub async fn get(
 
 /// Re-queues the selected deliveries, then wakes the scheduler to claim them now.
 pub async fn requeue(state: &AppState, sel: ReplaySelectionOwned) -> Result<usize, ApiError> {
-    let ids = state
+    let n = state
         .db
         .run(move |conn| {
             let statuses: Vec<&str> = sel.statuses.iter().map(String::as_str).collect();
@@ -158,10 +158,10 @@ pub async fn requeue(state: &AppState, sel: ReplaySelectionOwned) -> Result<usiz
             deliveries::requeue(conn, &selection, now_ms())
         })
         .await?;
-    if !ids.is_empty() {
+    if n > 0 {
         state.engine.kick();
     }
-    Ok(ids.len())
+    Ok(n)
 }
 
 pub struct ReplaySelectionOwned {
@@ -179,19 +179,19 @@ pub async fn retry(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let (org, lookup) = (auth.org_id.clone(), id.clone());
-    state.db.run(move |conn| deliveries::get(conn, &org, &lookup)).await?;
-    let statuses = ["failed", "dead", "succeeded", "pending"].map(String::from).to_vec();
-    let sel = ReplaySelectionOwned {
-        org_id: auth.org_id,
-        ids: Some(vec![id.clone()]),
-        endpoint_id: None,
-        statuses,
-        since: None,
-        until: None,
-    };
-    requeue(&state, sel).await?;
-    Ok(HttpResponse::Accepted().json(json!({"id": id, "status": "pending"})))
+    let lookup = id.clone();
+    let outcome = state.db.run(move |conn| deliveries::retry(conn, &auth.org_id, &lookup, now_ms())).await?;
+    match outcome {
+        Retry::Queued => {
+            state.engine.kick();
+            Ok(HttpResponse::Accepted().json(json!({"id": id, "status": "pending"})))
+        }
+        Retry::NotFound => Err(ApiError::not_found("Delivery")),
+        Retry::BeingAttempted => Err(ApiError::conflict(
+            "The delivery is being attempted; retry it once that attempt has finished",
+        )),
+        Retry::EndpointDeleted => Err(ApiError::conflict("The delivery's endpoint was deleted")),
+    }
 }
 
 pub async fn dead_letters(

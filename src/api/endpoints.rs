@@ -15,8 +15,9 @@ use crate::delivery::signing::{SignatureScheme, generate_secret};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
-use crate::store::endpoints::{self, Endpoint};
+use crate::store::endpoints::{self, Endpoint, EndpointChanges};
 use crate::store::events::{NewEvent, Published};
+use crate::store::{DbConn, owners};
 use crate::timefmt::{rfc3339, rfc3339_opt};
 
 /// How long a rotated-out secret keeps signing beside the new one.
@@ -80,6 +81,9 @@ pub struct EndpointView {
     circuit: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     counts: Option<serde_json::Value>,
+    /// The node whose actor sends this endpoint's deliveries (one endpoint view only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_node: Option<Option<String>>,
 }
 
 impl EndpointView {
@@ -99,6 +103,7 @@ impl EndpointView {
             secret: with_secret.then(|| ep.secret.clone()),
             circuit: Some(circuit_view(ep)),
             counts: None,
+            owner_node: None,
         }
     }
 }
@@ -225,6 +230,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        version: 0,
     };
     let view = EndpointView::new(&ep, true);
     state.db.run(move |conn| endpoints::insert(conn, &ep)).await?;
@@ -258,15 +264,22 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let (ep, counts) = state
+    let this_node = state.engine.ctx.node_id.clone();
+    let (ep, counts, owner) = state
         .db
         .run(move |conn| {
             let ep = endpoints::find(conn, &auth.org_id, &id)?;
             let counts = endpoints::delivery_counts(conn, &ep.id)?;
-            Ok((ep, counts))
+            let owner = match conn {
+                DbConn::Pg(_) => owners::owner_of(conn, &ep.id, now_ms())?,
+                // A single SQLite node owns every endpoint.
+                DbConn::Sqlite(_) => Some(this_node),
+            };
+            Ok((ep, counts, owner))
         })
         .await?;
     let mut view = EndpointView::new(&ep, true);
+    view.owner_node = Some(owner.filter(|_| ep.status == "active"));
     let mut by_status: BTreeMap<&str, i64> =
         ["pending", "succeeded", "failed", "dead"].iter().map(|s| (*s, 0)).collect();
     for (status, n) in &counts {
@@ -308,46 +321,17 @@ pub async fn update(
     }
     let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
     let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
-    let ep = state
-        .db
-        .run(move |conn| {
-            let mut ep = endpoints::find(conn, &auth.org_id, &id)?;
-            if let Some(v) = b.url {
-                ep.url = v;
-            }
-            if let Some(v) = filter {
-                ep.event_filter = v;
-            }
-            if let Some(v) = headers {
-                ep.headers = v;
-            }
-            if let Some(v) = scheme {
-                ep.signature_scheme = v.as_str().into();
-            }
-            if b.description.is_some() {
-                ep.description = b.description;
-            }
-            if let Some(v) = b.status {
-                if v == "active" && ep.status != "active" {
-                    // A re-enabled endpoint starts with a clean slate.
-                    ep.failing_since = None;
-                    ep.circuit_state = "closed".into();
-                    ep.consecutive_failures = 0;
-                    ep.circuit_open_until = None;
-                }
-                ep.status = v;
-            }
-            if rate.is_some() {
-                ep.rate_limit_per_second = rate;
-            }
-            if in_flight.is_some() {
-                ep.max_in_flight = in_flight;
-            }
-            ep.updated_at = now_ms().max(ep.updated_at + 1);
-            endpoints::save(conn, &ep)?;
-            Ok(ep)
-        })
-        .await?;
+    let changes = EndpointChanges {
+        url: b.url,
+        event_filter: filter,
+        headers,
+        signature_scheme: scheme.map(|v| v.as_str().to_string()),
+        description: b.description,
+        status: b.status,
+        rate_limit_per_second: rate,
+        max_in_flight: in_flight,
+    };
+    let ep = state.db.run(move |conn| endpoints::update(conn, &auth.org_id, &id, &changes, now_ms())).await?;
     state.engine.endpoint_updated(&ep);
     if ep.status == "active" {
         state.engine.kick();
@@ -376,16 +360,12 @@ pub async fn rotate_secret(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
+    let secret = generate_secret();
     let ep = state
         .db
         .run(move |conn| {
-            let mut ep = endpoints::find(conn, &auth.org_id, &id)?;
             let now = now_ms();
-            ep.previous_secret = Some(std::mem::replace(&mut ep.secret, generate_secret()));
-            ep.previous_secret_expires_at = Some(now + ROTATION_GRACE_MS);
-            ep.updated_at = now.max(ep.updated_at + 1);
-            endpoints::save(conn, &ep)?;
-            Ok(ep)
+            endpoints::rotate_secret(conn, &auth.org_id, &id, &secret, now + ROTATION_GRACE_MS, now)
         })
         .await?;
     state.engine.endpoint_updated(&ep);

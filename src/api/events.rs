@@ -110,15 +110,14 @@ pub async fn publish(
     let limit = (state.settings.delivery.timeout + WAIT_SLACK).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + limit;
     let mut outcomes = Vec::with_capacity(waits.len());
-    for w in waits {
-        let outcome = tokio::time::timeout_at(deadline, w.rx).await;
+    for mut w in waits {
+        let outcome = tokio::time::timeout_at(deadline, &mut w.rx).await;
         let entry = match outcome {
             Ok(Ok(s)) => json!({
                 "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": s.status,
                 "attempt_count": s.attempt_count, "status_code": s.status_code, "error": s.error,
             }),
             _ => {
-                state.engine.ctx.waiters.forget(&w.delivery_id);
                 json!({
                     "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": "pending",
                     "attempt_count": 0, "status_code": null, "error": "no answer yet",

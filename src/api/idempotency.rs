@@ -72,13 +72,13 @@ pub async fn guard<B: MessageBody + 'static>(
         Ok(Claim::Claimed) => {}
     }
 
+    // From here the key is this request's: released on every way out but a recorded answer.
+    let claimed = ClaimedKey { db: state.db.clone(), org: auth.org_id.clone(), key: key.clone(), open: true };
     req.set_payload(bytes_payload(body));
-    let res = next.call(req).await;
-    let (org, k) = (auth.org_id.clone(), key.clone());
-    let res = match res {
+    let res = match next.call(req).await {
         Ok(r) => r.map_into_boxed_body(),
         Err(e) => {
-            let _ = state.db.run(move |conn| idempotency::release(conn, &org, &k)).await;
+            claimed.release().await;
             return Err(e);
         }
     };
@@ -87,21 +87,70 @@ pub async fn guard<B: MessageBody + 'static>(
     let (head, body) = response.into_parts();
     let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
     let stored = String::from_utf8_lossy(&bytes).to_string();
-    let outcome = if status.is_server_error() {
-        state.db.run(move |conn| idempotency::release(conn, &org, &k)).await.map(|_| ())
+    if status.is_server_error() {
+        claimed.release().await;
     } else {
-        state.db.run(move |conn| idempotency::complete(conn, &org, &k, status.as_u16(), &stored)).await
-    };
-    if let Err(e) = outcome {
-        log::warn!("could not record the idempotency key's answer: {e}; releasing the key");
-        let (org, k) = (auth.org_id, key);
-        let _ = state.db.run(move |conn| idempotency::release(conn, &org, &k)).await;
+        let (org, k) = (auth.org_id.clone(), key.clone());
+        let outcome =
+            state.db.run(move |conn| idempotency::complete(conn, &org, &k, status.as_u16(), &stored)).await;
+        match outcome {
+            Ok(()) => claimed.keep(),
+            Err(e) => {
+                log::warn!("could not record the idempotency key's answer: {e}; releasing the key");
+                claimed.release().await;
+            }
+        }
     }
     let mut rebuilt = head.set_body(BoxBody::new(bytes));
     rebuilt
         .headers_mut()
         .insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("false"));
     Ok(ServiceResponse::new(http_req, rebuilt))
+}
+
+/// A key this request claimed. Unless its answer was recorded, the key is given back: by
+/// `release` on the ordinary ways out, and on drop when the request never got there (the
+/// client hung up, or the handler panicked), so a repeat can run at once instead of
+/// answering "in progress" for a day.
+struct ClaimedKey {
+    db: crate::store::Db,
+    org: String,
+    key: String,
+    open: bool,
+}
+
+impl ClaimedKey {
+    fn keep(mut self) {
+        self.open = false;
+    }
+
+    async fn release(mut self) {
+        self.open = false;
+        let (org, key) = (std::mem::take(&mut self.org), std::mem::take(&mut self.key));
+        if let Err(e) = self.db.run(move |conn| idempotency::release(conn, &org, &key)).await {
+            log::warn!("could not release an idempotency key: {e}");
+        }
+    }
+}
+
+impl Drop for ClaimedKey {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        // Drop may run outside any async context (a panic unwinding, a worker stopping):
+        // the release goes to a thread of its own.
+        let (db, org, key) = (self.db.clone(), std::mem::take(&mut self.org), std::mem::take(&mut self.key));
+        let _ =
+            std::thread::Builder::new().name("herald-idem-release".into()).spawn(move || match db.get() {
+                Ok(mut conn) => {
+                    if let Err(e) = idempotency::release(&mut conn, &org, &key) {
+                        log::warn!("could not release an abandoned idempotency key: {e}");
+                    }
+                }
+                Err(_) => log::warn!("could not release an abandoned idempotency key: database unavailable"),
+            });
+    }
 }
 
 fn bytes_payload(body: actix_web::web::Bytes) -> actix_web::dev::Payload {

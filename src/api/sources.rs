@@ -166,11 +166,7 @@ pub async fn rotate_secret(
     let source = state
         .db
         .run(move |conn| {
-            let mut s = sources::find(conn, &auth.org_id, &id)?;
-            s.previous_secret = Some(std::mem::replace(&mut s.secret, secret));
-            s.previous_secret_expires_at = Some(now_ms() + ROTATION_GRACE_MS);
-            sources::save(conn, &s)?;
-            Ok(s)
+            sources::rotate_secret(conn, &auth.org_id, &id, &secret, now_ms() + ROTATION_GRACE_MS)
         })
         .await?;
     Ok(HttpResponse::Ok().json(SourceView::from(&source)))

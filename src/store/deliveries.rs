@@ -106,13 +106,16 @@ pub struct AttemptRow {
 }
 
 pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Delivery, ApiError> {
-    d::deliveries
+    find(conn, org_id, id)?.ok_or_else(|| ApiError::not_found("Delivery"))
+}
+
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery>, ApiError> {
+    Ok(d::deliveries
         .filter(d::org_id.eq(org_id))
         .filter(d::id.eq(id))
         .select(Delivery::as_select())
         .first(conn)
-        .optional()?
-        .ok_or_else(|| ApiError::not_found("Delivery"))
+        .optional()?)
 }
 
 pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>, ApiError> {
@@ -176,8 +179,11 @@ pub struct DeliveryUpdate {
     pub next: NextState,
 }
 
-/// Writes a batch of results in one transaction.
-pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result<(), ApiError> {
+/// Writes a batch of results in one transaction. A result changes its delivery only while
+/// `owner` still holds it and no other attempt was recorded since this one started: a
+/// stale result (the delivery was retried, replayed or taken over meanwhile) keeps its
+/// attempt row and changes nothing else.
+pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), ApiError> {
     write_txn(conn, |c| {
         let attempts: Vec<AttemptRow> = updates.iter().filter_map(|u| u.attempt.clone()).collect();
         if !attempts.is_empty() {
@@ -187,8 +193,8 @@ pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result
         match c {
             // One statement for the whole batch; PostgreSQL would otherwise pay a round trip
             // per result. (A delivery with two results in one batch goes row by row.)
-            DbConn::Pg(pg) if ids.len() == updates.len() => record_bulk_pg(pg, updates, now),
-            _ => record_rows(c, updates, now),
+            DbConn::Pg(pg) if ids.len() == updates.len() => record_bulk_pg(pg, updates, owner, now),
+            _ => record_rows(c, updates, owner, now),
         }
     })
 }
@@ -205,6 +211,7 @@ fn next_columns(next: &NextState) -> (&'static str, Option<i64>) {
 fn record_bulk_pg(
     pg: &mut diesel::PgConnection,
     updates: &[DeliveryUpdate],
+    owner: &str,
     now: i64,
 ) -> Result<(), ApiError> {
     use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
@@ -235,7 +242,8 @@ fn record_bulk_pg(
            updated_at = $9, lease_owner = NULL, lease_expires_at = NULL \
          FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) \
            AS v(id, status, next_at, attempted, attempt, code, error, started) \
-         WHERE d.id = v.id AND d.status = 'pending' AND d.id IN \
+         WHERE d.id = v.id AND d.status = 'pending' AND d.lease_owner = $10 \
+           AND (NOT v.attempted OR d.attempt_count = v.attempt - 1) AND d.id IN \
            (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR UPDATE)",
     )
     .bind::<Array<Text>, _>(ids)
@@ -247,21 +255,25 @@ fn record_bulk_pg(
     .bind::<Array<Nullable<Text>>, _>(errors)
     .bind::<Array<Nullable<BigInt>>, _>(started)
     .bind::<BigInt, _>(now)
+    .bind::<Text, _>(owner)
     .execute(pg)?;
     Ok(())
 }
 
-fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], now: i64) -> Result<(), ApiError> {
+fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), ApiError> {
     // In id order (stable: one delivery's results keep theirs), as renew_leases locks.
     let mut ordered: Vec<&DeliveryUpdate> = updates.iter().collect();
     ordered.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
     for u in ordered {
-        let row = d::deliveries.filter(d::id.eq(&u.delivery_id)).filter(d::status.eq("pending"));
+        let row = d::deliveries
+            .filter(d::id.eq(&u.delivery_id))
+            .filter(d::status.eq("pending"))
+            .filter(d::lease_owner.eq(owner));
         let (status, next_at) = next_columns(&u.next);
         let lease_clear = (d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>));
         match &u.attempt {
             Some(att) => {
-                diesel::update(row)
+                diesel::update(row.filter(d::attempt_count.eq(att.attempt - 1)))
                     .set((
                         d::status.eq(status),
                         d::next_attempt_at.eq(next_at),
@@ -322,10 +334,18 @@ pub fn claim_due(
         Claimable::Expired => "d.lease_owner IS NOT NULL AND d.lease_expires_at < $2",
     };
     // $1 owner, $2 now, $3 limit, $4 lease expiry (SQLite numbers its `?` the same way).
+    // In a cluster only the endpoint's owner sends its deliveries.
+    let owned = match conn {
+        DbConn::Pg(_) => {
+            "AND EXISTS (SELECT 1 FROM endpoint_owners o WHERE o.endpoint_id = d.endpoint_id \
+             AND o.owner = $1 AND o.expires_at > $2)"
+        }
+        DbConn::Sqlite(_) => "",
+    };
     let pick = format!(
         "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
          WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
-         AND e.status = 'active' AND e.deleted_at IS NULL \
+         AND e.status = 'active' AND e.deleted_at IS NULL {owned} \
          ORDER BY d.next_attempt_at LIMIT $3"
     );
     let update = |pick: &str| {
@@ -360,36 +380,57 @@ pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Eve
         .load(conn)?)
 }
 
-/// Keeps this node's claims alive while its actors hold them.
-pub fn renew_leases(conn: &mut DbConn, owner: &str, expires_at: i64) -> Result<usize, ApiError> {
-    update_held(conn, owner, "lease_expires_at = $2", Some(expires_at))
+/// Keeps alive the claims an actor holds (queued or in flight), and only those: anything
+/// dropped is claimable again once its lease runs out.
+pub fn renew_ids(conn: &mut DbConn, owner: &str, ids: &[String], expires_at: i64) -> Result<usize, ApiError> {
+    update_ids(conn, owner, ids, Some(expires_at))
 }
 
-/// Updates every pending delivery `owner` holds. On PostgreSQL the rows are locked in id
-/// order first, the order the ResultWriter writes in, so the two never deadlock.
-fn update_held(
-    conn: &mut DbConn,
-    owner: &str,
-    set: &str,
-    expires_at: Option<i64>,
-) -> Result<usize, ApiError> {
-    use diesel::sql_types::{BigInt, Nullable, Text};
-    match conn {
-        DbConn::Pg(pg) => Ok(diesel::sql_query(format!(
-            "UPDATE deliveries SET {set} WHERE id IN (SELECT id FROM deliveries \
-             WHERE lease_owner = $1 AND status = 'pending' ORDER BY id FOR UPDATE)"
-        ))
-        .bind::<Text, _>(owner)
-        .bind::<Nullable<BigInt>, _>(expires_at)
-        .execute(pg)?),
-        DbConn::Sqlite(lite) => Ok(diesel::sql_query(format!(
-            "UPDATE deliveries SET {} WHERE lease_owner = ?1 AND status = 'pending'",
-            set.replace('$', "?")
-        ))
-        .bind::<Text, _>(owner)
-        .bind::<Nullable<BigInt>, _>(expires_at)
-        .execute(lite)?),
+/// Gives back claims an actor will not attempt (it was retired, or its queue overflowed).
+pub fn release_ids(conn: &mut DbConn, owner: &str, ids: &[String]) -> Result<usize, ApiError> {
+    update_ids(conn, owner, ids, None)
+}
+
+/// Renews (`Some(expiry)`) or releases (`None`) the given pending deliveries `owner` holds.
+/// On PostgreSQL the rows are locked in id order first, the order the ResultWriter writes
+/// in, so the two never deadlock.
+fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>) -> Result<usize, ApiError> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    if ids.is_empty() {
+        return Ok(0);
     }
+    let mut sorted = ids.to_vec();
+    sorted.sort();
+    write_txn(conn, |c| {
+        let mut n = 0;
+        for chunk in sorted.chunks(1000) {
+            n += match c {
+                DbConn::Pg(pg) => diesel::sql_query(
+                    "UPDATE deliveries SET lease_expires_at = $3, \
+                       lease_owner = CASE WHEN $3 IS NULL THEN NULL ELSE lease_owner END \
+                     WHERE id IN (SELECT id FROM deliveries \
+                       WHERE id = ANY($2) AND lease_owner = $1 AND status = 'pending' ORDER BY id FOR UPDATE)",
+                )
+                .bind::<Text, _>(owner)
+                .bind::<Array<Text>, _>(chunk)
+                .bind::<Nullable<BigInt>, _>(renew)
+                .execute(pg)?,
+                DbConn::Sqlite(_) => {
+                    let held = d::deliveries
+                        .filter(d::id.eq_any(chunk))
+                        .filter(d::lease_owner.eq(owner))
+                        .filter(d::status.eq("pending"));
+                    match renew {
+                        Some(at) => diesel::update(held).set(d::lease_expires_at.eq(at)).execute(c)?,
+                        None => diesel::update(held)
+                            .set((d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>)))
+                            .execute(c)?,
+                    }
+                }
+            };
+        }
+        Ok(n)
+    })
 }
 
 /// Gives back this node's claims on an endpoint's deliveries (its actor restarted or left).
@@ -406,7 +447,12 @@ pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Re
 
 /// Gives back every claim this node holds (graceful shutdown).
 pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, ApiError> {
-    update_held(conn, owner, "lease_owner = NULL, lease_expires_at = $2", None)
+    let held: Vec<String> = d::deliveries
+        .filter(d::lease_owner.eq(owner))
+        .filter(d::status.eq("pending"))
+        .select(d::id)
+        .load(conn)?;
+    release_ids(conn, owner, &held)
 }
 
 /// Which deliveries a replay re-queues.
@@ -419,13 +465,17 @@ pub struct ReplaySelection<'a> {
     pub until: Option<i64>,
 }
 
-/// Puts matching deliveries back to `pending`, due now, with a fresh retry schedule.
-/// Returns the ids re-queued.
-pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<Vec<String>, ApiError> {
+/// Puts matching deliveries of live endpoints back to `pending`, due now, with a fresh
+/// retry schedule. The update re-checks every condition, so a delivery that changed
+/// meanwhile is left alone. Returns how many were re-queued.
+pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usize, ApiError> {
+    let statuses: Vec<String> = sel.statuses.iter().map(|s| s.to_string()).collect();
+    let live_endpoints = || e::endpoints.filter(e::deleted_at.is_null()).select(e::id);
     write_txn(conn, |c| {
         let mut q = d::deliveries
             .filter(d::org_id.eq(sel.org_id))
-            .filter(d::status.eq_any(sel.statuses.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+            .filter(d::status.eq_any(statuses.clone()))
+            .filter(d::endpoint_id.eq_any(live_endpoints()))
             .select(d::id)
             .into_boxed();
         if let Some(ids) = sel.ids {
@@ -441,19 +491,70 @@ pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<Vec
             q = q.filter(d::created_at.le(until));
         }
         let ids: Vec<String> = q.load(c)?;
+        let mut n = 0;
         for chunk in ids.chunks(500) {
-            diesel::update(d::deliveries.filter(d::id.eq_any(chunk)))
-                .set((
-                    d::status.eq("pending"),
-                    d::next_attempt_at.eq(now),
-                    d::retry_base.eq(d::attempt_count),
-                    d::lease_owner.eq(None::<String>),
-                    d::lease_expires_at.eq(None::<i64>),
-                    d::updated_at.eq(now),
-                ))
-                .execute(c)?;
+            n += diesel::update(
+                d::deliveries
+                    .filter(d::id.eq_any(chunk))
+                    .filter(d::status.eq_any(statuses.clone()))
+                    .filter(d::endpoint_id.eq_any(live_endpoints())),
+            )
+            .set((
+                d::status.eq("pending"),
+                d::next_attempt_at.eq(now),
+                d::retry_base.eq(d::attempt_count),
+                d::lease_owner.eq(None::<String>),
+                d::lease_expires_at.eq(None::<i64>),
+                d::updated_at.eq(now),
+            ))
+            .execute(c)?;
         }
-        Ok(ids)
+        Ok(n)
+    })
+}
+
+/// What `POST /v1/deliveries/{id}/retry` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Due now, with a fresh retry schedule.
+    Queued,
+    NotFound,
+    /// A node holds it (queued in its endpoint's actor, or being sent): left alone.
+    BeingAttempted,
+    EndpointDeleted,
+}
+
+/// Makes one delivery due now, unless a node holds it or its endpoint is deleted: one
+/// conditional statement, so a retry can never race an attempt into a second send.
+pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retry, ApiError> {
+    use diesel::sql_types::{BigInt, Text};
+    // $1 id, $2 org, $3 now (SQLite numbers its `?` the same way).
+    let sql = "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, \
+                 retry_base = attempt_count, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
+               WHERE id = $1 AND org_id = $2 \
+                 AND (status <> 'pending' OR lease_owner IS NULL OR lease_expires_at < $3) \
+                 AND endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NULL)";
+    write_txn(conn, |c| {
+        let query = |sql: String| {
+            diesel::sql_query(sql).bind::<Text, _>(id).bind::<Text, _>(org_id).bind::<BigInt, _>(now)
+        };
+        let n = match c {
+            DbConn::Pg(pg) => query(sql.to_string()).execute(pg)?,
+            DbConn::Sqlite(lite) => query(sql.replace('$', "?")).execute(lite)?,
+        };
+        if n == 1 {
+            return Ok(Retry::Queued);
+        }
+        let Some(delivery) = find(c, org_id, id)? else {
+            return Ok(Retry::NotFound);
+        };
+        let deleted = e::endpoints
+            .find(&delivery.endpoint_id)
+            .select(e::deleted_at.is_not_null())
+            .first::<bool>(c)
+            .optional()?
+            .unwrap_or(true);
+        Ok(if deleted { Retry::EndpointDeleted } else { Retry::BeingAttempted })
     })
 }
 

@@ -2,14 +2,13 @@
 
 use diesel::prelude::*;
 
-use super::DbConn;
 use super::schema::deliveries::dsl as d;
 use super::schema::endpoints::dsl as e;
+use super::{DbConn, write_txn};
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::endpoints)]
-#[diesel(treat_none_as_null = true)]
 pub struct Endpoint {
     pub id: String,
     pub org_id: String,
@@ -34,6 +33,23 @@ pub struct Endpoint {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// Bumped by every change: actors take settings only newer than what they have.
+    pub version: i64,
+}
+
+/// What a `PATCH` changes: each `Some` column is written, every other one is left exactly
+/// as it is in the row (never as it was when some earlier read saw it).
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = super::schema::endpoints)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub event_filter: Option<String>,
+    pub headers: Option<String>,
+    pub signature_scheme: Option<String>,
+    pub description: Option<String>,
+    pub status: Option<String>,
+    pub rate_limit_per_second: Option<i32>,
+    pub max_in_flight: Option<i32>,
 }
 
 impl Endpoint {
@@ -62,9 +78,13 @@ fn live(org_id: &str) -> super::schema::endpoints::BoxedQuery<'_, super::DbBacke
     e::endpoints.filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()).into_boxed()
 }
 
+/// Stores a new endpoint; in a cluster the nodes hear of it at once, so that it gets its
+/// owner without waiting for the next ownership round.
 pub fn insert(conn: &mut DbConn, ep: &Endpoint) -> Result<(), ApiError> {
-    diesel::insert_into(e::endpoints).values(ep).execute(conn)?;
-    Ok(())
+    write_txn(conn, |c| {
+        diesel::insert_into(e::endpoints).values(ep).execute(c)?;
+        super::notify::endpoint_changed(c, &ep.id)
+    })
 }
 
 pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Endpoint, ApiError> {
@@ -103,19 +123,121 @@ pub fn active(conn: &mut DbConn, org_id: &str) -> Result<Vec<Endpoint>, ApiError
     Ok(live(org_id).filter(e::status.eq("active")).select(Endpoint::as_select()).load(conn)?)
 }
 
-pub fn save(conn: &mut DbConn, ep: &Endpoint) -> Result<(), ApiError> {
-    diesel::update(e::endpoints.find(&ep.id)).set(ep).execute(conn)?;
-    Ok(())
+/// A live endpoint of `org_id`: where every conditional write of one endpoint starts.
+macro_rules! live_one {
+    ($org_id:expr, $id:expr) => {
+        e::endpoints.filter(e::id.eq($id)).filter(e::org_id.eq($org_id)).filter(e::deleted_at.is_null())
+    };
+}
+
+/// Applies a `PATCH` in one transaction: the named columns, on a row that is still live,
+/// and the endpoint as it stands afterwards. A deleted endpoint stays deleted (404).
+pub fn update(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+    changes: &EndpointChanges,
+    now: i64,
+) -> Result<Endpoint, ApiError> {
+    write_txn(conn, |c| {
+        if changes.status.as_deref() == Some("active") {
+            // A re-enabled endpoint starts with a clean slate; an active one keeps its circuit.
+            diesel::update(live_one!(org_id, id).filter(e::status.ne("active")))
+                .set((
+                    e::failing_since.eq(None::<i64>),
+                    e::circuit_state.eq("closed"),
+                    e::consecutive_failures.eq(0),
+                    e::circuit_open_until.eq(None::<i64>),
+                ))
+                .execute(c)?;
+        }
+        let n = diesel::update(live_one!(org_id, id))
+            .set((changes, e::version.eq(e::version + 1), e::updated_at.eq(now)))
+            .execute(c)?;
+        changed(c, org_id, id, n)
+    })
+}
+
+/// A new signing secret; the current one becomes the previous one, which keeps signing
+/// until `previous_expires_at`. One statement, so two rotations never lose a secret.
+pub fn rotate_secret(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+    secret: &str,
+    previous_expires_at: i64,
+    now: i64,
+) -> Result<Endpoint, ApiError> {
+    write_txn(conn, |c| {
+        let n = diesel::update(live_one!(org_id, id))
+            .set((
+                e::previous_secret.eq(e::secret.nullable()),
+                e::secret.eq(secret),
+                e::previous_secret_expires_at.eq(previous_expires_at),
+                e::version.eq(e::version + 1),
+                e::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        changed(c, org_id, id, n)
+    })
+}
+
+/// After a conditional write of `n` rows: the row as it now stands, other nodes told.
+fn changed(c: &mut DbConn, org_id: &str, id: &str, n: usize) -> Result<Endpoint, ApiError> {
+    if n == 0 {
+        return Err(ApiError::not_found("Endpoint"));
+    }
+    super::notify::endpoint_changed(c, id)?;
+    find(c, org_id, id)
+}
+
+/// Disables an endpoint that has failed without a success since before `cutoff`, if it
+/// still has (and is still active): the caller's transaction then publishes the event.
+/// `None` when another node, or a change, got there first.
+pub fn disable_if_failing(
+    c: &mut DbConn,
+    id: &str,
+    cutoff: i64,
+    now: i64,
+) -> Result<Option<Endpoint>, ApiError> {
+    let n = diesel::update(
+        e::endpoints
+            .filter(e::id.eq(id))
+            .filter(e::deleted_at.is_null())
+            .filter(e::status.eq("active"))
+            .filter(e::failing_since.lt(cutoff)),
+    )
+    .set((e::status.eq("disabled"), e::version.eq(e::version + 1), e::updated_at.eq(now)))
+    .execute(c)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    super::notify::endpoint_changed(c, id)?;
+    find_any(c, id)
+}
+
+/// The versions of these endpoints (deleted ones included), for actors checking that they
+/// have not missed a change.
+pub fn versions(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, i64)>, ApiError> {
+    Ok(e::endpoints.filter(e::id.eq_any(ids)).select((e::id, e::version)).load(conn)?)
 }
 
 /// Marks the endpoint deleted; its pending deliveries stop (failed, "endpoint deleted").
 pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
-    let n = diesel::update(
-        e::endpoints.filter(e::id.eq(id)).filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()),
-    )
-    .set((e::deleted_at.eq(now), e::status.eq("deleted"), e::updated_at.eq(now)))
-    .execute(conn)?;
-    if n == 1 {
+    write_txn(conn, |c| {
+        let n = diesel::update(live_one!(org_id, id))
+            .set((
+                e::deleted_at.eq(now),
+                e::status.eq("deleted"),
+                e::version.eq(e::version + 1),
+                e::updated_at.eq(now),
+            ))
+            .execute(c)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        // Queued work is dropped by the owner's actor when it hears of this; an attempt in
+        // flight keeps only its attempt row (its result no longer changes the delivery).
         diesel::update(d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending")))
             .set((
                 d::status.eq("failed"),
@@ -125,9 +247,10 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
                 d::lease_expires_at.eq(None::<i64>),
                 d::updated_at.eq(now),
             ))
-            .execute(conn)?;
-    }
-    Ok(n == 1)
+            .execute(c)?;
+        super::notify::endpoint_changed(c, id)?;
+        Ok(true)
+    })
 }
 
 /// Delivery counts by status for one endpoint.
@@ -152,8 +275,10 @@ pub struct CircuitUpdate {
     pub failed_at: Option<i64>,
 }
 
+/// Writes only the circuit columns (and `last_success_at`/`failing_since`): a `PATCH` in
+/// between keeps what it changed, and this never writes a deleted endpoint.
 pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiError> {
-    let target = e::endpoints.find(&u.endpoint_id);
+    let target = e::endpoints.filter(e::id.eq(&u.endpoint_id)).filter(e::deleted_at.is_null());
     diesel::update(target)
         .set((
             e::circuit_state.eq(u.state),

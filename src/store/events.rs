@@ -48,11 +48,21 @@ pub enum Published {
     Existing { event: Event, delivery_count: i64 },
 }
 
-/// Who holds new deliveries first: the publishing node, which hands them to its actors.
+/// Who holds new deliveries first: the publishing node, which hands them to its actors,
+/// for the endpoints it owns. Deliveries to other nodes' endpoints are stored unheld, and
+/// their owners are woken to claim them.
 #[derive(Debug, Clone)]
 pub struct Lease {
     pub owner: String,
     pub expires_at: i64,
+    /// The endpoints this node owns; `None`: every endpoint (a single node).
+    pub only: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+}
+
+impl Lease {
+    pub fn covers(&self, endpoint_id: &str) -> bool {
+        self.only.as_ref().is_none_or(|owned| owned.contains(endpoint_id))
+    }
 }
 
 /// Stores an event and its deliveries. `only_endpoint` restricts the fan-out (test events).
@@ -89,6 +99,8 @@ pub struct PublishTxn {
     /// Active endpoints per organisation, as read inside this transaction.
     endpoints: HashMap<String, Vec<Endpoint>>,
     last_seq: Option<i64>,
+    /// Deliveries were stored for endpoints other nodes own: wake them at commit.
+    unheld: bool,
 }
 
 /// One publish of a batch: the event, and the one endpoint it goes to when not every
@@ -134,7 +146,14 @@ impl PublishTxn {
             };
             self.last_seq = Some(event.seq);
             let targets = match only {
-                Some(ep) => vec![ep.clone()],
+                // Read again inside the transaction: a test event never reaches an endpoint
+                // deleted or disabled since the request looked it up.
+                Some(ep) => match endpoints::find_any(c, &ep.id)? {
+                    Some(current) if current.status == "active" && current.deleted_at.is_none() => {
+                        vec![current]
+                    }
+                    _ => return Err(ApiError::conflict("The endpoint was deleted or disabled meanwhile")),
+                },
                 None => {
                     if !self.endpoints.contains_key(&new.org_id) {
                         let active = endpoints::active(c, &new.org_id)?;
@@ -148,9 +167,11 @@ impl PublishTxn {
                 }
             };
             let first = rows.len();
-            rows.extend(
-                targets.iter().map(|ep| NewDelivery::pending(&event, &ep.id, new.created_at, Some(lease))),
-            );
+            for ep in &targets {
+                let held = lease.covers(&ep.id);
+                self.unheld |= !held;
+                rows.push(NewDelivery::pending(&event, &ep.id, new.created_at, held.then_some(lease)));
+            }
             created.push(Some((event, first, targets)));
         }
         insert_deliveries(c, &rows)?;
@@ -174,7 +195,11 @@ impl PublishTxn {
     }
 
     /// Tells other nodes' streams, at commit, how far the sequence has gone.
+    /// Also wakes the owners of deliveries this node does not hold.
     pub fn finish(self, c: &mut DbConn) -> Result<(), ApiError> {
+        if self.unheld {
+            super::notify::work_waiting(c)?;
+        }
         if let (Some(seq), DbConn::Pg(pg)) = (self.last_seq, c) {
             diesel::sql_query(format!("SELECT pg_notify('{}', '{seq}')", super::notify::CHANNEL))
                 .execute(pg)?;

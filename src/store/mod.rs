@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod nodes;
 pub mod notify;
 pub mod orgs;
+pub mod owners;
 pub mod schema;
 pub mod sessions;
 pub mod sources;

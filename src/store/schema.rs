@@ -68,6 +68,15 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         deleted_at -> Nullable<BigInt>,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
+    endpoint_owners (endpoint_id) {
+        endpoint_id -> Text,
+        owner -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -183,6 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     event_types,
     events,
     endpoints,
+    endpoint_owners,
     deliveries,
     delivery_attempts,
     sources,

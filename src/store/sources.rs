@@ -8,9 +8,8 @@ use super::schema::receipts::dsl as r;
 use super::schema::sources::dsl as s;
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::sources)]
-#[diesel(treat_none_as_null = true)]
 pub struct Source {
     pub id: String,
     pub org_id: String,
@@ -56,9 +55,30 @@ pub fn insert(conn: &mut DbConn, source: &Source) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn save(conn: &mut DbConn, source: &Source) -> Result<(), ApiError> {
-    diesel::update(s::sources.find(&source.id)).set(source).execute(conn)?;
-    Ok(())
+/// A new provider secret on a live source; the current one becomes the previous one until
+/// `previous_expires_at`. One statement: a deleted source stays deleted (404).
+pub fn rotate_secret(
+    conn: &mut DbConn,
+    org_id: &str,
+    id: &str,
+    secret: &str,
+    previous_expires_at: i64,
+) -> Result<Source, ApiError> {
+    super::write_txn(conn, |c| {
+        let n = diesel::update(
+            s::sources.filter(s::id.eq(id)).filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()),
+        )
+        .set((
+            s::previous_secret.eq(s::secret.nullable()),
+            s::secret.eq(secret),
+            s::previous_secret_expires_at.eq(previous_expires_at),
+        ))
+        .execute(c)?;
+        if n == 0 {
+            return Err(ApiError::not_found("Source"));
+        }
+        find(c, org_id, id)
+    })
 }
 
 /// A live source by id alone: inbound requests carry no key, only the source id.

@@ -1,0 +1,2 @@
+DROP TABLE endpoint_owners;
+ALTER TABLE endpoints DROP COLUMN version;
