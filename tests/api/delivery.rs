@@ -28,15 +28,15 @@ type HmacSha256 = Hmac<Sha256>;
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-async fn sleep(d: Duration) {
+pub(crate) async fn sleep(d: Duration) {
     actix_web::rt::time::sleep(d).await;
 }
 
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     v.as_str().unwrap_or_else(|| panic!("expected a string, got {v}")).to_string()
 }
 
-fn ms(n: u64) -> Duration {
+pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
@@ -61,17 +61,17 @@ async fn subscribe(app: &TestApp, key: &str, receiver: &Receiver, events: Value)
     text(&ep["id"])
 }
 
-async fn publish(app: &TestApp, key: &str, body: Value) -> Value {
+pub(crate) async fn publish(app: &TestApp, key: &str, body: Value) -> Value {
     let r = app.post("/v1/events", key, body.clone()).await;
     assert_eq!(r.status, 202, "POST /v1/events {body}: {}", r.text);
     r.body
 }
 
-async fn publish_type(app: &TestApp, key: &str, event_type: &str, data: Value) -> String {
+pub(crate) async fn publish_type(app: &TestApp, key: &str, event_type: &str, data: Value) -> String {
     text(&publish(app, key, json!({"type": event_type, "data": data})).await["id"])
 }
 
-async fn get_ok(app: &TestApp, key: &str, path: &str) -> Value {
+pub(crate) async fn get_ok(app: &TestApp, key: &str, path: &str) -> Value {
     let r = app.get(path, key).await;
     assert_eq!(r.status, 200, "GET {path}: {}", r.text);
     r.body
@@ -94,14 +94,20 @@ async fn delivery_ids(app: &TestApp, key: &str, event_id: &str) -> Vec<String> {
         .collect()
 }
 
-async fn only_delivery(app: &TestApp, key: &str, event_id: &str) -> String {
+pub(crate) async fn only_delivery(app: &TestApp, key: &str, event_id: &str) -> String {
     let ids = delivery_ids(app, key, event_id).await;
     assert_eq!(ids.len(), 1, "event {event_id} should have exactly one delivery: {ids:?}");
     ids.into_iter().next().unwrap()
 }
 
 /// Polls `GET /v1/deliveries/{id}` until its status is `status`; the delivery.
-async fn wait_delivery(app: &TestApp, key: &str, id: &str, status: &str, timeout: Duration) -> Value {
+pub(crate) async fn wait_delivery(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+    status: &str,
+    timeout: Duration,
+) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let d = get_ok(app, key, &format!("/v1/deliveries/{id}")).await;
@@ -166,7 +172,7 @@ fn attempt_codes(delivery: &Value) -> Vec<Value> {
     attempts(delivery).iter().map(|a| a["status_code"].clone()).collect()
 }
 
-fn data_ids(list: &Value) -> Vec<String> {
+pub(crate) fn data_ids(list: &Value) -> Vec<String> {
     list["data"]
         .as_array()
         .unwrap_or_else(|| panic!("not a list answer: {list}"))

@@ -9,6 +9,7 @@ mod dashboard;
 mod delivery;
 mod foundation;
 mod inbound;
+mod integrity;
 mod outage;
 mod receiver;
 mod sessions;
