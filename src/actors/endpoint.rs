@@ -48,6 +48,11 @@ pub struct Retire {
     pub give_up: bool,
 }
 
+/// This node's ownership was renewed: send what waits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Pump;
+
 /// The Registry agrees this idle actor may go: nothing was sent to it since it said so.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -58,6 +63,7 @@ pub struct Stop;
 #[rtype(result = "()")]
 pub struct Idle {
     pub endpoint_id: String,
+    pub addr: Addr<EndpointActor>,
     pub received: u64,
 }
 
@@ -139,10 +145,15 @@ impl EndpointActor {
 
     /// Gives back the leases of work this actor will not attempt.
     fn release_ids(&self, ids: Vec<String>) {
+        Self::release_held(&self.ctx, ids);
+    }
+
+    /// Gives back this node's leases on these deliveries (not attempted here).
+    pub fn release_held(ctx: &Arc<DeliveryContext>, ids: Vec<String>) {
         if ids.is_empty() {
             return;
         }
-        let (db, owner) = (self.ctx.db.clone(), self.ctx.node_id.clone());
+        let (db, owner) = (ctx.db.clone(), ctx.node_id.clone());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::release_ids(conn, &owner, &ids)).await {
                 log::warn!("could not release leases: {}", e.message);
@@ -151,7 +162,7 @@ impl EndpointActor {
     }
 
     /// Says so to the Registry once idle for the TTL; a burst's queue memory goes at once.
-    fn check_idle(&mut self) {
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
         if !self.queue.is_empty() || self.in_flight > 0 || self.retired.is_some() {
             self.last_busy = Instant::now();
             return;
@@ -164,7 +175,8 @@ impl EndpointActor {
         }
         if !self.idle_reported && self.last_busy.elapsed() >= self.ctx.settings.delivery.idle_actor_ttl {
             self.idle_reported = true;
-            self.registry.do_send(Idle { endpoint_id: self.cfg.id.clone(), received: self.received });
+            let addr = ctx.address();
+            self.registry.do_send(Idle { endpoint_id: self.cfg.id.clone(), addr, received: self.received });
         }
     }
 
@@ -174,7 +186,8 @@ impl EndpointActor {
         if self.in_flight > 0 {
             return;
         }
-        if retire.give_up {
+        // Not when this node has taken the endpoint again meanwhile: its new row stays.
+        if retire.give_up && !self.owned_now() {
             let (db, owner, id) = (self.ctx.db.clone(), self.ctx.node_id.clone(), self.cfg.id.clone());
             actix::spawn(async move {
                 let _ = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await;
@@ -183,17 +196,19 @@ impl EndpointActor {
         ctx.stop();
     }
 
-    pub fn release_leases(ctx: &Arc<DeliveryContext>, endpoint_id: &str) {
-        let (db, owner, id) = (ctx.db.clone(), ctx.node_id.clone(), endpoint_id.to_string());
-        actix::spawn(async move {
-            if let Err(e) = db.run(move |conn| deliveries::release_endpoint(conn, &owner, &id)).await {
-                log::warn!("could not release leases: {}", e.message);
-            }
-        });
+    /// Whether this node may send for the endpoint now: always on a single node; in a
+    /// cluster while its last ownership renewal holds (it lapses before any other node may
+    /// take the endpoint over, so a node cut off from the database stops sending first).
+    fn owned_now(&self) -> bool {
+        self.ctx.ownership.snapshot(now_ms()).is_none_or(|owned| owned.contains(&self.cfg.id))
     }
 
-    /// Sends as much of the queue as the limits and the circuit allow.
+    /// Sends as much of the queue as the limits, the circuit and ownership allow. Work held
+    /// while ownership is in doubt waits for the Registry's next `Pump`.
     fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.queue.is_empty() || !self.owned_now() {
+            return;
+        }
         while !self.queue.is_empty() && self.in_flight < self.cfg.max_in_flight && self.retired.is_none() {
             if let Some(wait) = self.rate_wait() {
                 if self.pump_timer.is_none() {
@@ -405,7 +420,7 @@ impl Actor for EndpointActor {
         ctx.run_interval(renew, |act, _| act.renew_leases());
         let idle_check = (self.ctx.settings.delivery.idle_actor_ttl / 4)
             .clamp(Duration::from_millis(25), Duration::from_secs(30));
-        ctx.run_interval(idle_check, |act, _| act.check_idle());
+        ctx.run_interval(idle_check, |act, ctx| act.check_idle(ctx));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -471,6 +486,14 @@ impl Handler<Retire> for EndpointActor {
         let give_up = msg.give_up || self.retired.as_ref().is_some_and(|r| r.give_up);
         self.retired = Some(Retire { give_up });
         self.finish_retiring(ctx);
+    }
+}
+
+impl Handler<Pump> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Pump, ctx: &mut Context<Self>) {
+        self.pump(ctx);
     }
 }
 

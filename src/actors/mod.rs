@@ -183,6 +183,9 @@ pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, default_max_in_flight:
 pub struct FirstAttempt {
     pub delivery_id: String,
     pub endpoint_id: String,
+    /// Held by this node: its actor reports the outcome. Otherwise another node attempts
+    /// it, and the outcome is read from the store.
+    pub held: bool,
     pub rx: tokio::sync::oneshot::Receiver<AttemptSummary>,
     waiters: Waiters,
 }
@@ -219,6 +222,7 @@ pub fn register_waiters(ctx: &DeliveryContext, published: &Published) -> Vec<Fir
         .map(|(d, _)| FirstAttempt {
             delivery_id: d.id.clone(),
             endpoint_id: d.endpoint_id.clone(),
+            held: d.lease_owner.is_some(),
             rx: ctx.waiters.register(&d.id),
             waiters: ctx.waiters.clone(),
         })
@@ -336,6 +340,10 @@ impl Engine {
     /// back so other nodes, or the next start, take them over at once instead of after the
     /// lease. Attempts still in flight are answered by nobody and will be sent again.
     pub async fn release_all(&self, within: std::time::Duration) {
+        // No new claims or renewals from here on (a renewal would take back what this node
+        // is about to give up), and no new attempts: actors drop their queues.
+        let _ = self.scheduler.send(scheduler::StopWork).await;
+        let _ = self.registry.send(registry::RetireAll).await;
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.writer.do_send(writer::Drain(tx));
         if tokio::time::timeout(within, rx).await.is_err() {
@@ -343,13 +351,21 @@ impl Engine {
                 "shutdown: results still unwritten after {within:?}; their deliveries will be retried"
             );
         }
+        // Each step on its own: one failing does not keep the others from running.
         let owner = self.ctx.node_id.clone();
         let released = self
             .ctx
             .db
             .run(move |conn| {
-                crate::store::nodes::leave(conn, &owner)?;
-                crate::store::owners::give_up_all(conn, &owner)?;
+                let steps = [
+                    ("leave the nodes table", crate::store::nodes::leave(conn, &owner)),
+                    ("give up its endpoints", crate::store::owners::give_up_all(conn, &owner)),
+                ];
+                for (what, result) in steps {
+                    if let Err(e) = result {
+                        log::warn!("shutdown: could not {what} ({}); it lapses with its lease", e.message);
+                    }
+                }
                 crate::store::deliveries::release_node(conn, &owner)
             })
             .await;

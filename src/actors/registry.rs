@@ -11,7 +11,7 @@ use actix::prelude::*;
 
 use super::DeliveryContext;
 use super::EndpointSnapshot;
-use super::endpoint::{Configure, EndpointActor, Enqueue, Idle, Retire, Stop};
+use super::endpoint::{Configure, EndpointActor, Enqueue, Idle, Pump, Retire, Stop};
 use super::messages::{Dispatch, EndpointChanged, EndpointGone, EndpointUpdated, Owned, WakeAt};
 use super::sse_session::{Session, StreamEvent, comment};
 use super::writer::ResultWriter;
@@ -32,6 +32,8 @@ pub struct Registry {
     /// When the last hub read started, and whether a later one is planned.
     hub_read_at: std::time::Instant,
     hub_read_planned: bool,
+    /// Shutting down: work handed over now goes back to the store instead of to an actor.
+    stopping: bool,
 }
 
 /// One endpoint actor as the Registry knows it.
@@ -51,6 +53,12 @@ const VERSION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Message)]
 #[rtype(result = "Option<(i64, i64)>")]
 pub struct StreamSubscription(pub Arc<Session>);
+
+/// The node is shutting down: every endpoint actor drops its queue (its attempts in flight
+/// finish and are written) and no new one starts.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetireAll;
 
 /// The node is shutting down: every stream ends now (clients reconnect, to another node).
 #[derive(Message)]
@@ -95,6 +103,7 @@ impl Registry {
             hub_read_again: false,
             hub_read_at: std::time::Instant::now(),
             hub_read_planned: false,
+            stopping: false,
         }
     }
 
@@ -258,22 +267,15 @@ impl Actor for Registry {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Actors of deleted endpoints go when their work is done; forget dead addresses.
+        // A dead actor (a panic ends its task) leaves claims behind that nobody renews:
+        // they are claimable again once their lease runs out.
         ctx.run_interval(std::time::Duration::from_secs(30), |act, _| {
-            let ctx = act.ctx.clone();
-            act.endpoints.retain(|id, entry| {
-                // A dead actor (a panic ends its task) leaves claims behind: release them.
-                let alive = entry.addr.connected();
-                if !alive {
-                    EndpointActor::release_leases(&ctx, id);
-                }
-                alive
-            });
+            act.endpoints.retain(|_, entry| entry.addr.connected());
             act.count_actors();
         });
-        // The safety net under endpoint-change announcements from other nodes.
-        if self.ctx.ownership.cluster() {
-            ctx.run_interval(VERSION_CHECK, |act, ctx| act.check_versions(ctx));
-        }
+        // The safety net under endpoint-change announcements (from other nodes, or a change
+        // that overtook the work it applies to).
+        ctx.run_interval(VERSION_CHECK, |act, ctx| act.check_versions(ctx));
         // One timer for every stream's keep-alive comment; a write to a closed connection
         // ends its body, which takes the stream off the hub.
         let keep_alive = self.ctx.settings.sse.keep_alive;
@@ -294,18 +296,27 @@ impl Handler<Dispatch> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) {
-        if !msg.endpoint.active {
-            // Disabled or deleted meanwhile: give the work back so it is not held (and
-            // renewed) here forever; it is claimed again if the endpoint is re-enabled.
-            EndpointActor::release_leases(&self.ctx, &msg.endpoint.id);
+        if !msg.endpoint.active || self.stopping {
+            // Disabled or deleted meanwhile, or this node is stopping: give this work back
+            // so it is not held here; it is claimed again (if the endpoint is active). (Only these jobs: an
+            // attempt another actor has in flight keeps its lease.)
+            EndpointActor::release_held(&self.ctx, msg.jobs.into_iter().map(|j| j.delivery_id).collect());
             return;
         }
         let id = msg.endpoint.id.clone();
+        if !self.endpoints.contains_key(&id)
+            && self.ctx.ownership.snapshot(crate::ids::now_ms()).is_some_and(|owned| !owned.contains(&id))
+        {
+            // Claimed while this node was handing the endpoint over (or its ownership went
+            // stale): no new actor here; the work goes back for the endpoint's next owner.
+            EndpointActor::release_held(&self.ctx, msg.jobs.into_iter().map(|j| j.delivery_id).collect());
+            return;
+        }
         let alive = self.endpoints.get(&id).is_some_and(|a| a.addr.connected());
         if !alive {
             if self.endpoints.remove(&id).is_some() {
+                // What it held is renewed by nobody now: claimable again after its lease.
                 log::error!("endpoint actor {id} died; starting a new one");
-                EndpointActor::release_leases(&self.ctx, &id);
             }
             let actor = EndpointActor::new(
                 self.ctx.clone(),
@@ -350,15 +361,20 @@ impl Handler<Owned> for Registry {
     fn handle(&mut self, msg: Owned, _: &mut Context<Self>) {
         let lost: Vec<String> =
             self.endpoints.keys().filter(|id| !msg.owned.contains(*id)).cloned().collect();
-        for id in lost {
-            let give_up = msg.give_up.contains(&id);
+        for id in &lost {
+            let give_up = msg.give_up.contains(id);
             if !give_up {
                 log::warn!("endpoint {id}: this node no longer owns it; stopping its actor");
             }
-            self.retire(&id, give_up);
+            // An actor hands its endpoint back itself, once its attempts in flight are done.
+            self.retire(id, give_up);
         }
-        for id in msg.give_up {
-            self.retire(&id, true);
+        for id in msg.give_up.iter().filter(|id| !lost.contains(id)) {
+            self.retire(id, true);
+        }
+        // Work held while the renewal was late goes out now.
+        for entry in self.endpoints.values() {
+            entry.addr.do_send(Pump);
         }
     }
 }
@@ -369,7 +385,7 @@ impl Handler<Idle> for Registry {
     fn handle(&mut self, msg: Idle, _: &mut Context<Self>) {
         // Equal counts: no Enqueue is on its way to the actor, and none will be sent once
         // it is off the map, so it can stop without dropping anything.
-        if self.endpoints.get(&msg.endpoint_id).is_some_and(|e| e.sent == msg.received)
+        if self.endpoints.get(&msg.endpoint_id).is_some_and(|e| e.addr == msg.addr && e.sent == msg.received)
             && let Some(entry) = self.endpoints.remove(&msg.endpoint_id)
         {
             entry.addr.do_send(Stop);
@@ -382,9 +398,6 @@ impl Handler<EndpointGone> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: EndpointGone, _: &mut Context<Self>) {
-        if !self.endpoints.contains_key(&msg.0) {
-            EndpointActor::release_leases(&self.ctx, &msg.0);
-        }
         self.retire(&msg.0, true);
     }
 }
@@ -423,6 +436,18 @@ impl Handler<Committed> for Registry {
             return;
         }
         self.read_committed(ctx);
+    }
+}
+
+impl Handler<RetireAll> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, _: RetireAll, _: &mut Context<Self>) {
+        self.stopping = true;
+        for (_, entry) in self.endpoints.drain() {
+            entry.addr.do_send(Retire { give_up: false });
+        }
+        self.count_actors();
     }
 }
 

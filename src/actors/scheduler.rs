@@ -35,7 +35,14 @@ pub struct Scheduler {
     planned: Option<(i64, SpawnHandle)>,
     renewing: bool,
     renew_again: bool,
+    /// Shutting down: no more claims or renewals.
+    stopped: bool,
 }
+
+/// The node is shutting down: claim and renew nothing more.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopWork;
 
 /// An endpoint was created or changed somewhere in the cluster: renew ownership now, so a
 /// new or re-enabled endpoint gets its owner without waiting for the next round.
@@ -54,10 +61,14 @@ impl Scheduler {
             planned: None,
             renewing: false,
             renew_again: false,
+            stopped: false,
         }
     }
 
     fn claim(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         if self.claiming {
             self.claim_again = true;
             return;
@@ -109,6 +120,9 @@ impl Scheduler {
     /// the endpoints that belong on it (rendezvous over the live nodes) and hands back the
     /// ones that belong elsewhere now. The Registry hears the outcome.
     fn renew_ownership(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
         if self.renewing {
             self.renew_again = true;
             return;
@@ -149,6 +163,21 @@ impl Scheduler {
                 Err(e) => log::warn!("renewing this node's endpoints failed: {}", e.message),
             }
             if std::mem::take(&mut act.renew_again) {
+                act.renew_ownership(ctx);
+            }
+        }));
+    }
+
+    /// Once a second: if some active endpoint has no owner (a new one whose announcement
+    /// was missed, or one whose owner died), renew now instead of at the next round.
+    fn check_unowned(&mut self, ctx: &mut Context<Self>) {
+        if self.stopped || self.renewing || !self.ctx.ownership.cluster() {
+            return;
+        }
+        let db = self.ctx.db.clone();
+        let work = async move { db.run(|conn| owners::any_unowned(conn, now_ms())).await };
+        ctx.spawn(work.into_actor(self).map(|result, act, ctx| {
+            if let Ok(true) = result {
                 act.renew_ownership(ctx);
             }
         }));
@@ -234,12 +263,23 @@ impl Actor for Scheduler {
         // On a cluster the first claim comes once the ownership renewal has answered.
         self.renew_ownership(ctx);
         self.claim(ctx);
-        ctx.run_interval(TICK, |act, ctx| act.claim(ctx));
+        ctx.run_interval(TICK, |act, ctx| {
+            act.claim(ctx);
+            act.check_unowned(ctx);
+        });
         let lease = self.ctx.settings.delivery.lease;
         ctx.run_interval((lease / 3).max(Duration::from_millis(100)), |act, ctx| act.renew_ownership(ctx));
         let disable_check = (self.ctx.settings.delivery.disable_after / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(60));
         ctx.run_interval(disable_check, |act, ctx| act.disable_failing(ctx));
+    }
+}
+
+impl Handler<StopWork> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, _: StopWork, _: &mut Context<Self>) {
+        self.stopped = true;
     }
 }
 

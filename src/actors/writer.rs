@@ -57,17 +57,29 @@ impl ResultWriter {
         let write = async move {
             db.run(move |conn| {
                 deliveries::record(conn, &u, &owner, now_ms())?;
-                for circuit in &c {
-                    endpoints::apply_circuit(conn, circuit)?;
+                // The results are committed: a circuit write that fails now is tried again
+                // on its own, never with the results (their attempt rows would be doubled).
+                let mut unwritten = Vec::new();
+                for circuit in c {
+                    if let Err(e) = endpoints::apply_circuit(conn, &circuit) {
+                        log::warn!("could not write the circuit of {}: {}", circuit.endpoint_id, e.message);
+                        unwritten.push(circuit);
+                    }
                 }
-                Ok(())
+                Ok(unwritten)
             })
             .await
         };
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.flushing = false;
             match result {
-                Ok(()) => act.flush(ctx),
+                Ok(unwritten) if unwritten.is_empty() => act.flush(ctx),
+                Ok(unwritten) => {
+                    for c in unwritten {
+                        act.circuits.entry(c.endpoint_id.clone()).or_insert(c);
+                    }
+                    ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
+                }
                 Err(e) if e.code != "UNAVAILABLE" && (updates.len() > 1 || !circuits.is_empty()) => {
                     log::warn!(
                         "writing {} delivery results failed ({}); writing them one by one",

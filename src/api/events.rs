@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::actors::messages::AttemptSummary;
 use crate::api::auth::OrgAuth;
 use crate::api::event_types::{schema_for, validate_type_name};
 use crate::api::json::Json;
@@ -97,6 +98,7 @@ pub async fn publish(
         source_id: None,
         created_at: now_ms(),
     };
+    let view_org = new.org_id.clone();
     let (published, waits) = state.engine.publish_waiting(new, None, wait).await?;
     let (event, count, replayed) = match &published {
         Published::Created { event, deliveries } => (event, deliveries.len() as i64, false),
@@ -111,13 +113,17 @@ pub async fn publish(
     let deadline = tokio::time::Instant::now() + limit;
     let mut outcomes = Vec::with_capacity(waits.len());
     for mut w in waits {
-        let outcome = tokio::time::timeout_at(deadline, &mut w.rx).await;
+        let outcome = if w.held {
+            tokio::time::timeout_at(deadline, &mut w.rx).await.ok().and_then(Result::ok)
+        } else {
+            first_attempt_in_store(&state, &view_org, &w.delivery_id, deadline).await
+        };
         let entry = match outcome {
-            Ok(Ok(s)) => json!({
+            Some(s) => json!({
                 "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": s.status,
                 "attempt_count": s.attempt_count, "status_code": s.status_code, "error": s.error,
             }),
-            _ => {
+            None => {
                 json!({
                     "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": "pending",
                     "attempt_count": 0, "status_code": null, "error": "no answer yet",
@@ -128,6 +134,42 @@ pub async fn publish(
     }
     view["deliveries"] = Value::Array(outcomes);
     Ok(HttpResponse::Ok().insert_header(replayed_header).json(view))
+}
+
+/// How often a waiting publish reads a delivery another node attempts.
+const STORE_POLL: Duration = Duration::from_millis(20);
+
+/// The first attempt's outcome of a delivery another node attempts, read from the store
+/// until `deadline`.
+async fn first_attempt_in_store(
+    state: &AppState,
+    org_id: &str,
+    delivery_id: &str,
+    deadline: tokio::time::Instant,
+) -> Option<AttemptSummary> {
+    loop {
+        let (org, id) = (org_id.to_string(), delivery_id.to_string());
+        if let Ok(Some(d)) = state.db.run(move |conn| deliveries::find(conn, &org, &id)).await
+            && d.attempt_count > 0
+        {
+            let status = match d.status.as_str() {
+                "succeeded" => "succeeded",
+                "failed" => "failed",
+                "dead" => "dead",
+                _ => "pending",
+            };
+            return Some(AttemptSummary {
+                status,
+                attempt_count: d.attempt_count,
+                status_code: d.last_status_code.and_then(|c| u16::try_from(c).ok()),
+                error: d.last_error,
+            });
+        }
+        if tokio::time::Instant::now() + STORE_POLL >= deadline {
+            return None;
+        }
+        tokio::time::sleep(STORE_POLL).await;
+    }
 }
 
 pub async fn list(

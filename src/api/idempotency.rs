@@ -17,6 +17,9 @@ use crate::ids::{now_ms, sha256_hex};
 use crate::store::idempotency::{self, Claim};
 
 const MAX_KEY_LEN: usize = 255;
+/// How long a repeat waits for the answer of the same request still in progress.
+const IN_PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+const IN_PROGRESS_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub async fn guard<B: MessageBody + 'static>(
     mut req: ServiceRequest,
@@ -49,69 +52,88 @@ pub async fn guard<B: MessageBody + 'static>(
         material.extend_from_slice(&body);
         sha256_hex(&material)
     };
-    let (org, k, fp) = (auth.org_id.clone(), key.clone(), fingerprint.clone());
-    let claim = state.db.run(move |conn| idempotency::claim(conn, &org, &k, &fp, now_ms())).await;
-    match claim {
-        Err(e) => return Ok(req.error_response(e)),
-        Ok(Claim::Existing(rec)) => {
-            let response = if rec.request_hash != fingerprint {
+    // A repeat of a request still running waits a little for its answer rather than being
+    // refused at once: a client that hung up and tried again gets the first answer.
+    let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+    loop {
+        let (org, k, fp) = (auth.org_id.clone(), key.clone(), fingerprint.clone());
+        let claim = state.db.run(move |conn| idempotency::claim(conn, &org, &k, &fp, now_ms())).await;
+        let response = match claim {
+            Err(e) => return Ok(req.error_response(e)),
+            Ok(Claim::Claimed) => break,
+            Ok(Claim::Existing(rec)) if rec.request_hash != fingerprint => {
                 ApiError::conflict("Idempotency-Key was already used with a different request")
                     .error_response()
-            } else if let (Some(status), Some(body)) = (rec.status_code, rec.response_body) {
-                let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
-                HttpResponse::build(status)
-                    .insert_header((header::CONTENT_TYPE, "application/json"))
-                    .insert_header(("idempotent-replayed", "true"))
-                    .body(body)
-            } else {
-                ApiError::conflict("A request with this Idempotency-Key is still in progress")
-                    .error_response()
-            };
-            return Ok(req.into_response(response));
-        }
-        Ok(Claim::Claimed) => {}
+            }
+            Ok(Claim::Existing(rec)) => match (rec.status_code, rec.response_body) {
+                (Some(status), Some(body)) => {
+                    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+                    HttpResponse::build(status)
+                        .insert_header((header::CONTENT_TYPE, "application/json"))
+                        .insert_header(("idempotent-replayed", "true"))
+                        .body(body)
+                }
+                _ if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(IN_PROGRESS_POLL).await;
+                    continue;
+                }
+                _ => ApiError::conflict("A request with this Idempotency-Key is still in progress")
+                    .error_response(),
+            },
+        };
+        return Ok(req.into_response(response));
     }
 
-    // From here the key is this request's: released on every way out but a recorded answer.
+    // From here the key is this request's: its answer is recorded, or the key released.
+    // The work runs as a task of its own, so a client that hangs up does not cancel what it
+    // asked for half-way: the answer is still recorded, and a repeat gets it.
     let claimed = ClaimedKey { db: state.db.clone(), org: auth.org_id.clone(), key: key.clone(), open: true };
     req.set_payload(bytes_payload(body));
-    let res = match next.call(req).await {
-        Ok(r) => r.map_into_boxed_body(),
-        Err(e) => {
-            claimed.release().await;
-            return Err(e);
-        }
-    };
-    let status = res.status();
-    let (http_req, response) = res.into_parts();
-    let (head, body) = response.into_parts();
-    let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-    let stored = String::from_utf8_lossy(&bytes).to_string();
-    if status.is_server_error() {
-        claimed.release().await;
-    } else {
-        let (org, k) = (auth.org_id.clone(), key.clone());
-        let outcome =
-            state.db.run(move |conn| idempotency::complete(conn, &org, &k, status.as_u16(), &stored)).await;
-        match outcome {
-            Ok(()) => claimed.keep(),
+    let work = async move {
+        let res = match next.call(req).await {
+            Ok(r) => r.map_into_boxed_body(),
             Err(e) => {
-                log::warn!("could not record the idempotency key's answer: {e}; releasing the key");
                 claimed.release().await;
+                return Err(e);
+            }
+        };
+        let status = res.status();
+        let (http_req, response) = res.into_parts();
+        let (head, body) = response.into_parts();
+        let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+        let stored = String::from_utf8_lossy(&bytes).to_string();
+        if status.is_server_error() {
+            claimed.release().await;
+        } else {
+            let (org, k) = (auth.org_id.clone(), key.clone());
+            let outcome = state
+                .db
+                .run(move |conn| idempotency::complete(conn, &org, &k, status.as_u16(), &stored))
+                .await;
+            match outcome {
+                Ok(()) => claimed.keep(),
+                Err(e) => {
+                    log::warn!("could not record the idempotency key's answer: {e}; releasing the key");
+                    claimed.release().await;
+                }
             }
         }
+        let mut rebuilt = head.set_body(BoxBody::new(bytes));
+        rebuilt
+            .headers_mut()
+            .insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("false"));
+        Ok(ServiceResponse::new(http_req, rebuilt))
+    };
+    // A panic in the task drops the claim on its way out, which releases the key.
+    match actix_web::rt::spawn(work).await {
+        Ok(answer) => answer,
+        Err(_) => Err(ApiError::internal("handler panicked").into()),
     }
-    let mut rebuilt = head.set_body(BoxBody::new(bytes));
-    rebuilt
-        .headers_mut()
-        .insert(HeaderName::from_static("idempotent-replayed"), HeaderValue::from_static("false"));
-    Ok(ServiceResponse::new(http_req, rebuilt))
 }
 
 /// A key this request claimed. Unless its answer was recorded, the key is given back: by
-/// `release` on the ordinary ways out, and on drop when the request never got there (the
-/// client hung up, or the handler panicked), so a repeat can run at once instead of
-/// answering "in progress" for a day.
+/// `release` on the ordinary ways out, and on drop when the work never got there (the
+/// handler panicked), so a repeat can run instead of answering "in progress" for a day.
 struct ClaimedKey {
     db: crate::store::Db,
     org: String,

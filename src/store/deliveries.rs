@@ -244,7 +244,7 @@ fn record_bulk_pg(
            AS v(id, status, next_at, attempted, attempt, code, error, started) \
          WHERE d.id = v.id AND d.status = 'pending' AND d.lease_owner = $10 \
            AND (NOT v.attempted OR d.attempt_count = v.attempt - 1) AND d.id IN \
-           (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR UPDATE)",
+           (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR NO KEY UPDATE)",
     )
     .bind::<Array<Text>, _>(ids)
     .bind::<Array<Text>, _>(statuses)
@@ -409,7 +409,7 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
                     "UPDATE deliveries SET lease_expires_at = $3, \
                        lease_owner = CASE WHEN $3 IS NULL THEN NULL ELSE lease_owner END \
                      WHERE id IN (SELECT id FROM deliveries \
-                       WHERE id = ANY($2) AND lease_owner = $1 AND status = 'pending' ORDER BY id FOR UPDATE)",
+                       WHERE id = ANY($2) AND lease_owner = $1 AND status = 'pending' ORDER BY id FOR NO KEY UPDATE)",
                 )
                 .bind::<Text, _>(owner)
                 .bind::<Array<Text>, _>(chunk)
@@ -431,18 +431,6 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
         }
         Ok(n)
     })
-}
-
-/// Gives back this node's claims on an endpoint's deliveries (its actor restarted or left).
-pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, ApiError> {
-    Ok(diesel::update(
-        d::deliveries
-            .filter(d::lease_owner.eq(owner))
-            .filter(d::endpoint_id.eq(endpoint_id))
-            .filter(d::status.eq("pending")),
-    )
-    .set((d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>)))
-    .execute(conn)?)
 }
 
 /// Gives back every claim this node holds (graceful shutdown).

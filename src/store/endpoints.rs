@@ -238,7 +238,33 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
         }
         // Queued work is dropped by the owner's actor when it hears of this; an attempt in
         // flight keeps only its attempt row (its result no longer changes the delivery).
-        diesel::update(d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending")))
+        settle_deleted(c, id, now)?;
+        super::notify::endpoint_changed(c, id)?;
+        Ok(true)
+    })
+}
+
+/// A deleted endpoint's pending deliveries become `failed` ("endpoint deleted"). On
+/// PostgreSQL the rows are locked in id order first, as lease renewal and the result writer
+/// lock them, so the three never deadlock.
+fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), ApiError> {
+    match c {
+        DbConn::Pg(pg) => {
+            use diesel::sql_types::{BigInt, Text};
+            diesel::sql_query(
+                "UPDATE deliveries SET status = 'failed', last_error = 'endpoint deleted', \
+                   next_attempt_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
+                 WHERE id IN (SELECT id FROM deliveries WHERE endpoint_id = $1 AND status = 'pending' \
+                   ORDER BY id FOR NO KEY UPDATE)",
+            )
+            .bind::<Text, _>(endpoint_id)
+            .bind::<BigInt, _>(now)
+            .execute(pg)?;
+        }
+        DbConn::Sqlite(_) => {
+            diesel::update(
+                d::deliveries.filter(d::endpoint_id.eq(endpoint_id)).filter(d::status.eq("pending")),
+            )
             .set((
                 d::status.eq("failed"),
                 d::last_error.eq("endpoint deleted"),
@@ -248,9 +274,9 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
                 d::updated_at.eq(now),
             ))
             .execute(c)?;
-        super::notify::endpoint_changed(c, id)?;
-        Ok(true)
-    })
+        }
+    }
+    Ok(())
 }
 
 /// Delivery counts by status for one endpoint.
@@ -278,7 +304,12 @@ pub struct CircuitUpdate {
 /// Writes only the circuit columns (and `last_success_at`/`failing_since`): a `PATCH` in
 /// between keeps what it changed, and this never writes a deleted endpoint.
 pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiError> {
-    let target = e::endpoints.filter(e::id.eq(&u.endpoint_id)).filter(e::deleted_at.is_null());
+    // Only while active: a late result from before a disable never overwrites the clean
+    // slate a re-enable wrote.
+    let target = e::endpoints
+        .filter(e::id.eq(&u.endpoint_id))
+        .filter(e::deleted_at.is_null())
+        .filter(e::status.eq("active"));
     diesel::update(target)
         .set((
             e::circuit_state.eq(u.state),

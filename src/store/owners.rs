@@ -26,6 +26,19 @@ pub fn active_endpoints(conn: &mut DbConn) -> Result<Vec<String>, ApiError> {
         .load(conn)?)
 }
 
+/// Whether some active endpoint has no owner now (new, re-enabled, or its owner died):
+/// the nodes then renew at once rather than at their next round.
+pub fn any_unowned(conn: &mut DbConn, now: i64) -> Result<bool, ApiError> {
+    let owned_now = o::endpoint_owners.filter(o::expires_at.gt(now)).select(o::endpoint_id);
+    Ok(diesel::select(diesel::dsl::exists(
+        e::endpoints
+            .filter(e::deleted_at.is_null())
+            .filter(e::status.eq("active"))
+            .filter(e::id.ne_all(owned_now)),
+    ))
+    .get_result(conn)?)
+}
+
 /// Endpoints whose row names `owner`, expired or not.
 pub fn rows_of(conn: &mut DbConn, owner: &str) -> Result<Vec<String>, ApiError> {
     Ok(o::endpoint_owners.filter(o::owner.eq(owner)).select(o::endpoint_id).load(conn)?)

@@ -688,4 +688,18 @@ async fn publish_to_receive_latency_on_owner_and_non_owner() {
             latencies[latencies.len() - 1].as_secs_f64() * 1000.0
         );
     }
+
+    // `?wait=true` on the node that does not send: the outcome is read from the store.
+    let started = Instant::now();
+    let r = api
+        .post(&nodes[1 - owner].address, "/v1/events?wait=true", json!({"type": "lat.wait", "data": {}}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let outcome = &r.body["deliveries"][0];
+    assert_eq!(outcome["status"], "succeeded", "{}", r.text);
+    assert_eq!(outcome["status_code"], 200, "{}", r.text);
+    println!(
+        "?wait=true on the non-owner: answered with the outcome in {} ms",
+        started.elapsed().as_millis()
+    );
 }
