@@ -229,7 +229,10 @@ fn record_bulk_pg(
         errors.push(u.attempt.as_ref().and_then(|a| a.error.clone()));
         started.push(u.attempt.as_ref().map(|a| a.started_at));
     }
-    // The rows are locked in id order first, as renew_leases does, so the two never deadlock.
+    // The rows are locked in id order first, as lease renewal does, so the two never
+    // deadlock. The holder is compared as an expression so that the planner drives the
+    // lookup by the ids (at most a batch) and never by the node's index of held rows (all
+    // of them: a scan per batch).
     diesel::sql_query(
         "UPDATE deliveries AS d SET \
            status = v.status, next_attempt_at = v.next_at, \
@@ -242,9 +245,9 @@ fn record_bulk_pg(
            updated_at = $9, lease_owner = NULL, lease_expires_at = NULL \
          FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) \
            AS v(id, status, next_at, attempted, attempt, code, error, started) \
-         WHERE d.id = v.id AND d.status = 'pending' AND d.lease_owner = $10 \
-           AND (NOT v.attempted OR d.attempt_count = v.attempt - 1) AND d.id IN \
-           (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending' ORDER BY id FOR NO KEY UPDATE)",
+         WHERE d.id = v.id AND (NOT v.attempted OR d.attempt_count = v.attempt - 1) AND d.id IN \
+           (SELECT id FROM deliveries WHERE id = ANY($1) AND status = 'pending' \
+              AND COALESCE(lease_owner, '') = $10 ORDER BY id FOR NO KEY UPDATE)",
     )
     .bind::<Array<Text>, _>(ids)
     .bind::<Array<Text>, _>(statuses)
@@ -409,7 +412,8 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
                     "UPDATE deliveries SET lease_expires_at = $3, \
                        lease_owner = CASE WHEN $3 IS NULL THEN NULL ELSE lease_owner END \
                      WHERE id IN (SELECT id FROM deliveries \
-                       WHERE id = ANY($2) AND lease_owner = $1 AND status = 'pending' ORDER BY id FOR NO KEY UPDATE)",
+                       WHERE id = ANY($2) AND COALESCE(lease_owner, '') = $1 AND status = 'pending' \
+                       ORDER BY id FOR NO KEY UPDATE)",
                 )
                 .bind::<Text, _>(owner)
                 .bind::<Array<Text>, _>(chunk)
