@@ -13,6 +13,7 @@ use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
+use crate::json_schema::Schema;
 use crate::state::AppState;
 use crate::store::event_types::{self, EventType};
 use crate::timefmt::rfc3339;
@@ -32,10 +33,10 @@ pub struct SchemaCache {
 }
 
 /// A type's schema, and when "not registered" was read (None for registered types).
-type CachedSchema = (Option<Arc<Value>>, Option<Instant>);
+type CachedSchema = (Option<Arc<Schema>>, Option<Instant>);
 
 impl SchemaCache {
-    fn get(&self, key: &(String, String)) -> Option<Option<Arc<Value>>> {
+    fn get(&self, key: &(String, String)) -> Option<Option<Arc<Schema>>> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         match entries.get(key)? {
             (_, Some(read_at)) if read_at.elapsed() >= UNREGISTERED_TTL => None,
@@ -43,7 +44,7 @@ impl SchemaCache {
         }
     }
 
-    fn put(&self, key: (String, String), schema: Option<Arc<Value>>, registered: bool) {
+    fn put(&self, key: (String, String), schema: Option<Arc<Schema>>, registered: bool) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= SCHEMA_CACHE_MAX {
             entries.clear();
@@ -57,15 +58,28 @@ fn stored_schema(text: Option<&str>) -> Option<Value> {
     text.and_then(|s| serde_json::from_str(s).ok())
 }
 
-/// The schema a publish of `name` must match, if its type is registered with one.
-pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Option<Arc<Value>>, ApiError> {
+/// The compiled schema a publish of `name` must match, if its type is registered with one.
+pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Option<Arc<Schema>>, ApiError> {
     let key = (org_id.to_string(), name.to_string());
     if let Some(schema) = state.schemas.get(&key) {
         return Ok(schema);
     }
     let (org, n) = key.clone();
     let registered = state.db.run(move |conn| event_types::find_by_name(conn, &org, &n)).await?;
-    let schema = registered.as_ref().and_then(|t| stored_schema(t.json_schema.as_deref())).map(Arc::new);
+    let schema = match registered.as_ref().and_then(|t| stored_schema(t.json_schema.as_deref())) {
+        // Compiling takes time: off the worker thread, like the read.
+        Some(value) => {
+            let compiled = web::block(move || Schema::compile(&value))
+                .await
+                .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?;
+            // A schema stored before today's checks that fails them now refuses publishes
+            // of its type rather than being skipped.
+            Some(Arc::new(compiled.map_err(|m| {
+                ApiError::invalid_field(&["type"], format!("the registered schema of {name} is refused: {m}"))
+            })?))
+        }
+        None => None,
+    };
     state.schemas.put(key, schema.clone(), registered.is_some());
     Ok(schema)
 }
@@ -132,9 +146,15 @@ pub async fn create(
             "at most 1000 characters, no control characters",
         ));
     }
-    if let Some(schema) = &body.schema {
-        crate::json_schema::check_schema(schema).map_err(|m| ApiError::invalid_field(&["schema"], m))?;
-    }
+    let compiled = match body.schema.clone() {
+        Some(schema) => Some(Arc::new(
+            web::block(move || Schema::compile(&schema))
+                .await
+                .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+                .map_err(|m| ApiError::invalid_field(&["schema"], m))?,
+        )),
+        None => None,
+    };
     let row = EventType {
         id: new_id("et"),
         org_id: auth.org_id,
@@ -145,9 +165,8 @@ pub async fn create(
     };
     let view = EventTypeView::from(row.clone());
     let key = (row.org_id.clone(), row.name.clone());
-    let schema = stored_schema(row.json_schema.as_deref()).map(Arc::new);
     state.db.run(move |conn| event_types::insert(conn, &row)).await?;
-    state.schemas.put(key, schema, true);
+    state.schemas.put(key, compiled, true);
     Ok(HttpResponse::Created().json(view))
 }
 

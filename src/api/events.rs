@@ -23,6 +23,8 @@ const MAX_ID_LEN: usize = 255;
 /// `?wait=true` never holds a request longer than this beyond the delivery timeout.
 const WAIT_SLACK: Duration = Duration::from_secs(1);
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// The longest a payload's validation against its type's schema may take.
+const VALIDATION_TIME: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,8 +81,25 @@ pub async fn publish(
     let p = body.0;
     check_publish(&p)?;
     let wait = query.get("wait").is_some_and(|v| v == "true" || v == "1");
+    let mut p = p;
     if let Some(schema) = schema_for(&state, &auth.org_id, &p.event_type).await? {
-        let failures = crate::json_schema::validate(&schema, &p.data);
+        // Off the worker threads, and bounded in time: a costly schema delays only its own
+        // publish (the blocking thread finishes the work and is then free again).
+        let data = std::mem::take(&mut p.data);
+        let checked = tokio::time::timeout(
+            VALIDATION_TIME,
+            web::block(move || {
+                let failures = schema.validate(&data);
+                (data, failures)
+            }),
+        )
+        .await
+        .map_err(|_| {
+            ApiError::invalid_field(&["data"], "took too long to validate against its type's schema")
+        })?
+        .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?;
+        let failures;
+        (p.data, failures) = checked;
         if !failures.is_empty() {
             let issues = failures.into_iter().map(|f| Issue { path: f.path, message: f.message }).collect();
             return Err(ApiError::validation(

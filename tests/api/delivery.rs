@@ -1278,3 +1278,60 @@ both_backends!(deleting_an_endpoint_settles_its_pending_deliveries, |app: TestAp
     let d = wait_delivery(&app, &key, &id, "failed", WAIT).await;
     assert_eq!(d["last_error"], "endpoint deleted", "{d:#}");
 });
+
+both_backends!(hostile_schemas_are_refused_and_the_server_keeps_serving, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    // The schema that used to overflow the stack on the first publish of its type: `not`
+    // nested deep around a `$ref` back to the top; and shallower, and a remote `$ref`.
+    let nest = |levels: usize| {
+        let mut schema = json!({"$ref": "#"});
+        for _ in 0..levels {
+            schema = json!({"not": schema});
+        }
+        schema
+    };
+    for (name, schema) in [
+        ("evil.deep", nest(120)),
+        ("evil.loop", nest(3)),
+        ("evil.remote", json!({"$ref": "https://example.com/schema.json"})),
+        ("evil.pattern", json!({"properties": {"a": {"type": "string", "pattern": "(a+)+\\1"}}})),
+    ] {
+        let r = app.post("/v1/event-types", &key, json!({"name": name, "schema": schema})).await;
+        assert_error(&r, 400, "VALIDATION_ERROR");
+        assert!(has_issue_at(&r, &[json!(["schema"])]), "{name}: {}", r.text);
+        // Nothing was registered: publishing the type is not validated against anything.
+        publish(&app, &key, json!({"type": name, "data": {"a": "x"}})).await;
+    }
+    assert_eq!(app.get("/healthz", &key).await.status, 200);
+
+    // What the old validator skipped is enforced now.
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "email": {"type": "string", "format": "email"},
+            "kind": {"enum": ["card", "bank"]},
+            "iban": {"type": "string"}
+        },
+        "if": {"properties": {"kind": {"const": "bank"}}},
+        "then": {"required": ["iban"]}
+    });
+    post_status(&app, &key, "/v1/event-types", json!({"name": "pay.made", "schema": schema}), 201).await;
+    let bad = app
+        .post(
+            "/v1/events",
+            &key,
+            json!({"type": "pay.made", "data": {"currency": "euro", "email": "nope", "kind": "bank"}}),
+        )
+        .await;
+    assert_error(&bad, 400, "VALIDATION_ERROR");
+    for path in [json!(["data", "currency"]), json!(["data", "email"]), json!(["data"])] {
+        assert!(has_issue_at(&bad, std::slice::from_ref(&path)), "{path}: {}", bad.text);
+    }
+    publish(
+        &app,
+        &key,
+        json!({"type": "pay.made", "data": {"currency": "EUR", "email": "a@b.example", "kind": "card"}}),
+    )
+    .await;
+});
