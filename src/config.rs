@@ -11,13 +11,11 @@ use serde::{Deserialize, Deserializer};
 use crate::delivery::retry::{parse_duration, parse_duration_list};
 use crate::delivery::ssrf::{Cidr, parse_cidr_list};
 
+/// Only the defaults are compiled in: an environment file (with, say, a test admin token)
+/// must be on disk where herald runs, never inside every binary.
 const DEFAULT_TOML: &str = include_str!("../config/default.toml");
-/// Environment files shipped with herald, used when the working directory has no config/.
-const BUILTIN_ENVS: &[(&str, &str)] = [
-    ("test", include_str!("../config/test.toml")),
-    ("production", include_str!("../config/production.toml")),
-]
-.as_slice();
+/// `HERALD_ENV=production` refuses admin tokens shorter than this.
+const PRODUCTION_ADMIN_TOKEN_LEN: usize = 32;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -30,6 +28,11 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub sse: SseSettings,
     pub inbound: InboundSettings,
+    pub retention: RetentionSettings,
+    pub metrics: MetricsSettings,
+    /// `HERALD_ENV`, when set: `production` adds checks.
+    #[serde(skip)]
+    pub env_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +54,10 @@ pub struct DatabaseSettings {
 pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub rate_limit_per_minute: u32,
+    /// Endpoints an organisation may have (an admin may set another number per organisation).
+    pub max_endpoints: u32,
+    /// Streams an organisation may hold open at once on one node.
+    pub max_streams: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +77,8 @@ pub struct DeliverySettings {
     /// An endpoint actor with nothing to do for this long stops (and starts again on need).
     #[serde(deserialize_with = "duration")]
     pub idle_actor_ttl: Duration,
+    /// Payload bytes an endpoint actor holds in memory; the rest waits in the store.
+    pub queue_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,12 +93,37 @@ pub struct SseSettings {
     #[serde(deserialize_with = "duration")]
     pub keep_alive: Duration,
     pub mailbox: usize,
+    /// Bytes of frames a stream may have waiting for its client.
+    pub mailbox_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct InboundSettings {
     #[serde(deserialize_with = "duration")]
     pub tolerance: Duration,
+    /// Requests a source accepts per minute (per node); more answer 429.
+    pub rate_limit_per_minute: u32,
+    /// Rejected requests a source keeps as receipts per minute; the rest are only counted.
+    pub rejected_receipts_per_minute: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    /// Events whose deliveries are all final are purged this long after they were made.
+    #[serde(deserialize_with = "duration")]
+    pub events: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub receipts: Duration,
+    /// How often the Janitor runs.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<Secret>,
 }
 
 /// A secret setting: compared, never printed.
@@ -141,12 +175,12 @@ impl Settings {
         {
             builder = builder.set_override("database.url", url).map_err(|e| e.to_string())?;
         }
-        Self::finish(builder)
+        Self::finish(builder, env_name.as_deref())
     }
 
     /// The file layers only, without the process environment: what tests start from.
     pub fn for_env(env_name: Option<&str>) -> Result<Self, String> {
-        Self::finish(Self::file_layers(env_name)?)
+        Self::finish(Self::file_layers(env_name)?, env_name)
     }
 
     fn file_layers(
@@ -159,8 +193,6 @@ impl Settings {
             let path = format!("config/{name}.toml");
             if std::path::Path::new(&path).exists() {
                 builder = builder.add_source(File::new(&path, FileFormat::Toml));
-            } else if let Some((_, text)) = BUILTIN_ENVS.iter().find(|(n, _)| *n == name) {
-                builder = builder.add_source(File::from_str(text, FileFormat::Toml));
             } else {
                 return Err(format!("HERALD_ENV={name}: no file {path}"));
             }
@@ -168,9 +200,13 @@ impl Settings {
         Ok(builder)
     }
 
-    fn finish(builder: config::ConfigBuilder<config::builder::DefaultState>) -> Result<Self, String> {
-        let settings: Settings =
+    fn finish(
+        builder: config::ConfigBuilder<config::builder::DefaultState>,
+        env_name: Option<&str>,
+    ) -> Result<Self, String> {
+        let mut settings: Settings =
             builder.build().and_then(|c| c.try_deserialize()).map_err(|e| format!("invalid setting: {e}"))?;
+        settings.env_name = env_name.map(str::to_string);
         settings.check()?;
         Ok(settings)
     }
@@ -183,6 +219,12 @@ impl Settings {
             ("delivery.max_in_flight", self.delivery.max_in_flight as u64),
             ("delivery.circuit_failure_threshold", self.delivery.circuit_failure_threshold as u64),
             ("sse.mailbox", self.sse.mailbox as u64),
+            ("sse.mailbox_bytes", self.sse.mailbox_bytes as u64),
+            ("delivery.queue_bytes", self.delivery.queue_bytes as u64),
+            ("limits.max_endpoints", self.limits.max_endpoints as u64),
+            ("limits.max_streams", self.limits.max_streams as u64),
+            ("inbound.rate_limit_per_minute", self.inbound.rate_limit_per_minute as u64),
+            ("retention.interval", self.retention.interval.as_millis() as u64),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -198,6 +240,19 @@ impl Settings {
             return Err("invalid setting: admin_token must be at least 8 characters".into());
         }
         crate::store::DatabaseUrl::parse(&self.database.url)?;
+        if self.env_name.as_deref() == Some("production") {
+            if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < PRODUCTION_ADMIN_TOKEN_LEN) {
+                return Err(format!(
+                    "invalid setting: with HERALD_ENV=production, admin_token (HERALD_ADMIN_TOKEN) must be at \
+                     least {PRODUCTION_ADMIN_TOKEN_LEN} characters"
+                ));
+            }
+            if self.security.allow_insecure_urls {
+                return Err("invalid setting: with HERALD_ENV=production, security.allow_insecure_urls \
+                            (HERALD_SECURITY__ALLOW_INSECURE_URLS) must be false"
+                    .into());
+            }
+        }
         Ok(())
     }
 }

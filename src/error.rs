@@ -103,6 +103,11 @@ impl ApiError {
         }
     }
 
+    /// A 429 that says which limit was reached.
+    pub fn rate_limited_because(message: impl Into<String>, retry_after: u64) -> Self {
+        Self { message: message.into(), ..Self::rate_limited(retry_after) }
+    }
+
     pub fn unavailable() -> Self {
         Self {
             retry_after: Some(1),

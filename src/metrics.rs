@@ -19,18 +19,27 @@ pub struct Metrics {
     pub attempts_retried: AtomicU64,
     pub open_circuits: AtomicI64,
     pub endpoint_actors: AtomicI64,
+    pub inbound_rejected: AtomicU64,
+    pub inbound_rejected_unrecorded: AtomicU64,
+    pub inbound_rate_limited: AtomicU64,
+    /// Rows the Janitor purged, by table.
+    pub purged_events: AtomicU64,
+    pub purged_deliveries: AtomicU64,
+    pub purged_attempts: AtomicU64,
+    pub purged_receipts: AtomicU64,
+    pub purged_idempotency_keys: AtomicU64,
+    pub purged_sessions: AtomicU64,
+    pub purged_stream_tokens: AtomicU64,
+    /// Pending deliveries as the Janitor last counted them (a scrape never scans a table).
+    pub pending_deliveries: AtomicI64,
+    /// Live nodes as the last ownership renewal saw them (1 on a single node).
+    pub nodes_alive: AtomicI64,
     pub streams_open: AtomicI64,
     pub stream_events_sent: AtomicU64,
     pub streams_dropped_slow: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_ms: AtomicU64,
-}
-
-/// Values read from the store at scrape time.
-pub struct Gauges {
-    pub pending_deliveries: i64,
-    pub nodes_alive: i64,
 }
 
 impl Metrics {
@@ -51,7 +60,7 @@ impl Metrics {
         self.latency_sum_ms.fetch_add(ms.max(0) as u64, Ordering::Relaxed);
     }
 
-    pub fn render(&self, gauges: Option<&Gauges>, out: &mut String) {
+    pub fn render(&self, out: &mut String) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut family = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -104,6 +113,40 @@ impl Metrics {
             &[("", self.open_circuits.load(Ordering::Relaxed).max(0).to_string())],
         );
         family(
+            "herald_inbound_rejected_total",
+            "counter",
+            "Inbound requests refused (bad signature, stale, malformed), by whether a receipt was kept.",
+            &[
+                (
+                    "{receipt=\"kept\"}",
+                    (get(&self.inbound_rejected)
+                        - get(&self.inbound_rejected_unrecorded).min(get(&self.inbound_rejected)))
+                    .to_string(),
+                ),
+                ("{receipt=\"dropped\"}", get(&self.inbound_rejected_unrecorded).to_string()),
+            ],
+        );
+        family(
+            "herald_inbound_rate_limited_total",
+            "counter",
+            "Inbound requests refused by a source's rate limit.",
+            &[("", get(&self.inbound_rate_limited).to_string())],
+        );
+        family(
+            "herald_retention_purged_total",
+            "counter",
+            "Rows the Janitor purged, by table.",
+            &[
+                ("{table=\"events\"}", get(&self.purged_events).to_string()),
+                ("{table=\"deliveries\"}", get(&self.purged_deliveries).to_string()),
+                ("{table=\"delivery_attempts\"}", get(&self.purged_attempts).to_string()),
+                ("{table=\"receipts\"}", get(&self.purged_receipts).to_string()),
+                ("{table=\"idempotency_keys\"}", get(&self.purged_idempotency_keys).to_string()),
+                ("{table=\"sessions\"}", get(&self.purged_sessions).to_string()),
+                ("{table=\"stream_tokens\"}", get(&self.purged_stream_tokens).to_string()),
+            ],
+        );
+        family(
             "herald_endpoint_actors",
             "gauge",
             "Endpoint actors alive on this node (idle ones stop after delivery.idle_actor_ttl).",
@@ -127,20 +170,18 @@ impl Metrics {
             "Streams cut off because the client could not keep up.",
             &[("", get(&self.streams_dropped_slow).to_string())],
         );
-        if let Some(g) = gauges {
-            family(
-                "herald_pending_deliveries",
-                "gauge",
-                "Deliveries waiting for their first or next attempt (queue depth).",
-                &[("", g.pending_deliveries.to_string())],
-            );
-            family(
-                "herald_cluster_nodes",
-                "gauge",
-                "herald nodes with a recent heartbeat in this database.",
-                &[("", g.nodes_alive.to_string())],
-            );
-        }
+        family(
+            "herald_pending_deliveries",
+            "gauge",
+            "Deliveries waiting for their first or next attempt, as of the Janitor's last count.",
+            &[("", self.pending_deliveries.load(Ordering::Relaxed).max(0).to_string())],
+        );
+        family(
+            "herald_cluster_nodes",
+            "gauge",
+            "herald nodes with a recent heartbeat in this database.",
+            &[("", self.nodes_alive.load(Ordering::Relaxed).max(1).to_string())],
+        );
         let _ = writeln!(out, "# HELP herald_attempt_duration_ms Delivery attempt latency.");
         let _ = writeln!(out, "# TYPE herald_attempt_duration_ms histogram");
         let mut cumulative = 0;

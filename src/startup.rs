@@ -150,12 +150,7 @@ fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiEr
     if orgs::count(conn)? > 0 {
         return Ok(None);
     }
-    let org = Org {
-        id: new_id("org"),
-        name: "default".into(),
-        rate_limit_per_minute: rate_limit as i32,
-        created_at: now_ms(),
-    };
+    let org = Org::new(new_id("org"), "default".into(), rate_limit as i32, now_ms());
     match orgs::insert(conn, &org) {
         Ok(()) => {}
         // Another node starting at the same moment won the race.

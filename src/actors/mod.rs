@@ -5,6 +5,7 @@
 
 pub mod endpoint;
 pub mod inbound;
+pub mod janitor;
 pub mod messages;
 pub mod ownership;
 pub mod publisher;
@@ -291,6 +292,7 @@ impl Engine {
             });
         }
         let publisher = publisher::Publisher::new(ctx.clone(), registry.clone()).start();
+        janitor::Janitor::new(ctx.clone()).start();
         Self { ctx, registry, scheduler, writer: writer_addr, publisher }
     }
 

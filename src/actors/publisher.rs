@@ -151,7 +151,7 @@ mod tests {
         let db = Db::connect(dir.path().join("herald.db").to_str().unwrap(), 1).unwrap();
         db.migrate().unwrap();
         let mut conn = db.get().unwrap();
-        let org = orgs::Org { id: "org_a".into(), name: "a".into(), rate_limit_per_minute: 1, created_at: 1 };
+        let org = orgs::Org::new("org_a".into(), "a".into(), 1, 1);
         orgs::insert(&mut conn, &org).unwrap();
         let lease = Lease { owner: "node_t".into(), expires_at: i64::MAX, only: None };
         let items = vec![

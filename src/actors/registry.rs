@@ -49,10 +49,18 @@ struct ActorEntry {
 const VERSION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A stream asks for live events (those after the hub cursor H); the answer is the range
-/// it must replay from the store first, if its client missed events up to H.
+/// it must replay from the store first, if its client missed events up to H, or `Err` when
+/// its organisation already holds `max` open streams on this node.
 #[derive(Message)]
-#[rtype(result = "Option<(i64, i64)>")]
-pub struct StreamSubscription(pub Arc<Session>);
+#[rtype(result = "Result<Option<(i64, i64)>, StreamQuotaReached>")]
+pub struct StreamSubscription {
+    pub session: Arc<Session>,
+    pub max: usize,
+}
+
+/// The organisation holds its `max_streams` open streams already.
+#[derive(Debug)]
+pub struct StreamQuotaReached;
 
 /// The node is shutting down: every endpoint actor drops its queue (its attempts in flight
 /// finish and are written) and no new one starts.
@@ -403,12 +411,17 @@ impl Handler<EndpointGone> for Registry {
 }
 
 impl Handler<StreamSubscription> for Registry {
-    type Result = Option<(i64, i64)>;
+    type Result = Result<Option<(i64, i64)>, StreamQuotaReached>;
 
     fn handle(&mut self, msg: StreamSubscription, _: &mut Context<Self>) -> Self::Result {
-        let replay = msg.0.subscribed(self.hub_cursor);
-        self.streams.insert(msg.0.id, msg.0);
-        replay
+        let org = msg.session.org_id();
+        if self.streams.values().filter(|s| s.org_id() == org).count() >= msg.max {
+            msg.session.end(None);
+            return Err(StreamQuotaReached);
+        }
+        let replay = msg.session.subscribed(self.hub_cursor);
+        self.streams.insert(msg.session.id, msg.session);
+        Ok(replay)
     }
 }
 

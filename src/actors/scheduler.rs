@@ -132,6 +132,7 @@ impl Scheduler {
         let work = async move {
             let (me, started_at, lease_ms) = (engine.node_id.clone(), engine.started_at, engine.lease_ms());
             let cluster = engine.ownership.cluster();
+            let metrics = engine.metrics.clone();
             engine
                 .db
                 .run(move |conn| {
@@ -143,6 +144,7 @@ impl Scheduler {
                     // Heartbeats come every third of a lease: a node silent for a whole
                     // lease is gone, and its rows expire about then too.
                     let nodes = owners::live_nodes(conn, now - lease_ms)?;
+                    metrics.nodes_alive.store(nodes.len() as i64, std::sync::atomic::Ordering::Relaxed);
                     let wanted: Vec<String> = owners::active_endpoints(conn)?
                         .into_iter()
                         .filter(|ep| rendezvous(&nodes, ep) == Some(me.as_str()))

@@ -1,14 +1,18 @@
 //! Organisations and API keys, managed with the admin token.
 
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 use crate::api::auth::AdminAuth;
 use crate::api::json::Json;
+use crate::config::Settings;
+use crate::delivery::retry::parse_duration;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
-use crate::store::orgs::{self, Org};
+use crate::store::orgs::{self, Org, OrgChanges};
 use crate::store::{DbConn, api_keys};
 use crate::timefmt::rfc3339;
 
@@ -24,18 +28,92 @@ pub struct OrgView {
     id: String,
     name: String,
     rate_limit_per_minute: i32,
+    /// In force: the organisation's own, or the setting's.
+    max_endpoints: u32,
+    max_streams: u32,
+    retention_events: String,
     created_at: String,
 }
 
-impl From<Org> for OrgView {
-    fn from(o: Org) -> Self {
+impl OrgView {
+    fn new(o: Org, settings: &Settings) -> Self {
         Self {
+            max_endpoints: max_endpoints(&o, settings),
+            max_streams: o.max_streams.map_or(settings.limits.max_streams, |n| n as u32),
+            retention_events: show_duration(retention_events(&o, settings)),
             id: o.id,
             name: o.name,
             rate_limit_per_minute: o.rate_limit_per_minute,
             created_at: rfc3339(o.created_at),
         }
     }
+}
+
+/// The organisation's endpoint quota in force.
+pub fn max_endpoints(o: &Org, settings: &Settings) -> u32 {
+    o.max_endpoints.map_or(settings.limits.max_endpoints, |n| n as u32)
+}
+
+/// How long the organisation's finished events are kept.
+pub fn retention_events(o: &Org, settings: &Settings) -> Duration {
+    o.retention_events_ms.map_or(settings.retention.events, |ms| Duration::from_millis(ms as u64))
+}
+
+/// A duration in the largest unit that divides it: "30d", "12h", "90s", "250ms".
+fn show_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        if ms > 0 && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    rate_limit_per_minute: Option<u32>,
+    max_endpoints: Option<u32>,
+    max_streams: Option<u32>,
+    retention_events: Option<String>,
+}
+
+fn positive(value: Option<u32>, field: &str) -> Result<Option<i32>, ApiError> {
+    match value {
+        Some(n) if n == 0 || n > i32::MAX as u32 => {
+            Err(ApiError::invalid_field(&[field], "must be a positive number"))
+        }
+        other => Ok(other.map(|n| n as i32)),
+    }
+}
+
+pub async fn update_org(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<UpdateOrg>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let retention = match b.retention_events.as_deref() {
+        None => None,
+        Some(text) => {
+            let d = parse_duration(text).map_err(|m| ApiError::invalid_field(&["retention_events"], m))?;
+            if d < Duration::from_secs(1) {
+                return Err(ApiError::invalid_field(&["retention_events"], "must be at least 1s"));
+            }
+            Some(d.as_millis() as i64)
+        }
+    };
+    let changes = OrgChanges {
+        rate_limit_per_minute: positive(b.rate_limit_per_minute, "rate_limit_per_minute")?,
+        max_endpoints: positive(b.max_endpoints, "max_endpoints")?,
+        max_streams: positive(b.max_streams, "max_streams")?,
+        retention_events_ms: retention,
+    };
+    let id = path.into_inner();
+    let org = state.db.run(move |conn| orgs::update(conn, &id, &changes)).await?;
+    Ok(HttpResponse::Ok().json(OrgView::new(org, &state.settings)))
 }
 
 #[derive(Serialize)]
@@ -61,8 +139,8 @@ pub async fn create_org(
     if limit == 0 || limit > i32::MAX as u32 {
         return Err(ApiError::invalid_field(&["rate_limit_per_minute"], "must be a positive number"));
     }
-    let org = Org { id: new_id("org"), name, rate_limit_per_minute: limit as i32, created_at: now_ms() };
-    let view = OrgView::from(org.clone());
+    let org = Org::new(new_id("org"), name, limit as i32, now_ms());
+    let view = OrgView::new(org.clone(), &state.settings);
     state.db.run(move |conn| orgs::insert(conn, &org)).await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -95,6 +173,7 @@ pub fn issue_key(conn: &mut DbConn, org_id: &str) -> Result<NewKeyView, ApiError
         key_hash: crate::ids::sha256_hex(key.as_bytes()),
         created_at: now,
         revoked_at: None,
+        last_used_at: None,
     };
     api_keys::insert(conn, &row)?;
     Ok(NewKeyView { id: row.id, key, prefix, org_id: org_id.to_string(), created_at: rfc3339(now) })

@@ -26,8 +26,9 @@ pub const SESSION_COOKIE: &str = "herald_session";
 /// Requests per minute an organisation's dashboard sessions may make together.
 const DASHBOARD_RATE_PER_MINUTE: u32 = 1200;
 
-/// A resolved key stays cached this long: keys are looked up on every request.
-const KEY_CACHE_TTL: Duration = Duration::from_secs(30);
+/// A resolved key stays cached this long: keys are looked up on every request, and a key
+/// revoked on any node must stop working everywhere within a second.
+const KEY_CACHE_TTL: Duration = Duration::from_millis(900);
 const KEY_CACHE_MAX: usize = 10_000;
 
 /// An authenticated organisation.
@@ -58,6 +59,11 @@ impl KeyCache {
         }
         entries.insert(hash, (owner, Instant::now()));
     }
+
+    /// Forgets a revoked key on this node at once.
+    pub fn forget_key(&self, key_id: &str) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (o, _)| o.key_id != key_id);
+    }
 }
 
 pub fn bearer_token(req: &HttpRequest) -> Option<String> {
@@ -73,11 +79,23 @@ pub async fn resolve_key(state: &AppState, key: &str) -> Result<Option<KeyOwner>
         return Ok(Some(owner));
     }
     let lookup = hash.clone();
-    let owner = state.db.run(move |conn| api_keys::find_owner(conn, &lookup)).await?;
-    if let Some(o) = &owner {
+    let now = now_ms();
+    let found = state
+        .db
+        .run(move |conn| {
+            let found = api_keys::find_owner(conn, &lookup)?;
+            if let Some((owner, last_used)) = &found
+                && api_keys::stale_use(*last_used, now)
+            {
+                api_keys::touch(conn, &owner.key_id, now)?;
+            }
+            Ok(found.map(|(owner, _)| owner))
+        })
+        .await?;
+    if let Some(o) = &found {
         state.keys.put(hash, o.clone());
     }
-    Ok(owner)
+    Ok(found)
 }
 
 /// The key owner behind the request's session cookie, if it is live, and when the session

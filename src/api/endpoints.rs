@@ -233,7 +233,8 @@ pub async fn create(
         version: 0,
     };
     let view = EndpointView::new(&ep, true);
-    state.db.run(move |conn| endpoints::insert(conn, &ep)).await?;
+    let max = state.settings.limits.max_endpoints;
+    state.db.run(move |conn| endpoints::insert(conn, &ep, max)).await?;
     Ok(HttpResponse::Created().json(view))
 }
 

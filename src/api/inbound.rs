@@ -2,6 +2,8 @@
 //! source's scheme, recorded as a receipt whatever happens, then stored as an event once
 //! per provider event id (through the Inbound actor) before the answer.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -113,6 +115,13 @@ pub async fn ingest(
         .run(move |conn| sources::find_live(conn, &lookup))
         .await?
         .ok_or_else(|| ApiError::not_found("Source"))?;
+    // Source ids are not secret: whoever sends, a source takes at most this much per minute.
+    let allowance =
+        state.limiter.check(&format!("inbound#{}", source.id), state.settings.inbound.rate_limit_per_minute);
+    if !allowance.allowed {
+        state.metrics.inbound_rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::rate_limited(allowance.retry_after_secs));
+    }
     let now = now_ms();
     let mut receipt = Receipt {
         id: new_id("rcp"),
@@ -166,8 +175,18 @@ pub async fn ingest(
         .json(json!({"received": true, "duplicate": answer.duplicate, "event_id": answer.event_id})))
 }
 
-/// Records why a request was refused, then answers with that error.
+/// Records why a request was refused (up to `inbound.rejected_receipts_per_minute` per
+/// source: unauthenticated senders must not grow the database; the rest are only counted),
+/// then answers with that error.
 async fn reject(state: &AppState, mut receipt: Receipt, err: ApiError) -> Result<HttpResponse, ApiError> {
+    state.metrics.inbound_rejected.fetch_add(1, Ordering::Relaxed);
+    let per_minute = state.settings.inbound.rejected_receipts_per_minute;
+    let keep =
+        per_minute > 0 && state.limiter.check(&format!("rejected#{}", receipt.source_id), per_minute).allowed;
+    if !keep {
+        state.metrics.inbound_rejected_unrecorded.fetch_add(1, Ordering::Relaxed);
+        return Err(err);
+    }
     receipt.error = Some(err.message.clone());
     state.db.run(move |conn| sources::record_receipt(conn, &receipt)).await?;
     Err(err)

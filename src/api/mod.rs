@@ -2,6 +2,7 @@
 //! `/openapi.json` describes it, so the description cannot drift from what is served.
 
 pub mod admin;
+pub mod api_keys;
 pub mod auth;
 pub mod deliveries;
 pub mod endpoints;
@@ -66,7 +67,13 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/metrics" => health::metrics, 200, Public, "Prometheus metrics"),
     route!(GET "/openapi.json" => openapi::serve, 200, Public, "This OpenAPI description"),
     route!(POST "/v1/orgs" => admin::create_org, 201, Admin, "Create an organisation"),
+    route!(PATCH "/v1/orgs/{org_id}" => admin::update_org, 200, Admin, "Change an organisation's rate limit, quotas (max_endpoints, max_streams) and retention_events"),
     route!(POST "/v1/orgs/{org_id}/api-keys" => admin::create_api_key, 201, Admin, "Create an API key (shown only here)"),
+    route!(GET "/v1/orgs/{org_id}/api-keys" => api_keys::admin_list, 200, Admin, "An organisation's live API keys (never the keys themselves)"),
+    route!(DELETE "/v1/orgs/{org_id}/api-keys/{id}" => api_keys::admin_revoke, 204, Admin, "Revoke an organisation's API key (and its dashboard sessions)"),
+    route!(GET "/v1/api-keys" => api_keys::list, 200, ApiKey, "This organisation's live API keys (id, prefix, created_at, last_used_at)"),
+    route!(POST "/v1/api-keys" => api_keys::create, 201, ApiKey, "A new API key for this organisation (shown only here)"),
+    route!(DELETE "/v1/api-keys/{id}" => api_keys::revoke, 204, ApiKey, "Revoke an API key (and its dashboard sessions) on every node within 1 s"),
     route!(POST "/v1/event-types" => event_types::create, 201, ApiKey, "Register an event type"),
     route!(GET "/v1/event-types" => event_types::list, 200, ApiKey, "List event types"),
     route!(POST "/v1/endpoints" => endpoints::create, 201, ApiKey, "Subscribe an endpoint"),

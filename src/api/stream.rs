@@ -11,14 +11,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actors::registry::StreamSubscription;
-use crate::actors::sse_session::{Session, SessionBody};
+use crate::actors::sse_session::{Session, SessionBody, comment};
 use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
 use crate::error::ApiError;
 use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
 use crate::state::AppState;
-use crate::store::stream_tokens;
+use crate::store::{orgs, stream_tokens};
 use crate::timefmt::rfc3339;
 
 /// What a client is told to wait before reconnecting.
@@ -72,6 +72,7 @@ pub async fn stream(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut types = split_types(&query)?;
+    let by_token = query.contains_key("token");
     let org_id = match query.get("token") {
         Some(token) => {
             let hash = sha256_hex(token.as_bytes());
@@ -89,18 +90,48 @@ pub async fn stream(
         }
         None => authenticate(&req).await?.org_id,
     };
+    let lookup = org_id.clone();
+    let org = state
+        .db
+        .run(move |conn| orgs::find(conn, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("Invalid or expired stream token"))?;
+    if by_token {
+        // A token stands for its organisation's key: its streams spend the same allowance.
+        let status = state.limiter.check(&org.id, org.rate_limit_per_minute.max(1) as u32);
+        if !status.allowed {
+            state.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(ApiError::rate_limited(status.retry_after_secs));
+        }
+    }
+    let max_streams = org.max_streams.map_or(state.settings.limits.max_streams, |n| n.max(0) as u32);
     let resume_after = last_event_id(&req, &query)?;
     let named = match query.get("unnamed").map(String::as_str) {
         None | Some("false") | Some("0") => true,
         Some("true") | Some("1") | Some("") => false,
         Some(_) => return Err(ApiError::invalid_field(&["unnamed"], "must be true or false")),
     };
+    // A resume from before what retention kept starts at the oldest kept event, and says so.
+    let purged_note = resume_after.filter(|after| *after < org.purged_through_seq).map(|after| {
+        comment(&format!(
+            "events after {after} up to {} are no longer kept (retention); resuming from the oldest kept one",
+            org.purged_through_seq
+        ))
+    });
     let retry_hint = format!("retry: {}\n\n", RETRY_HINT.as_millis()).into();
     let session = Session::new(state.engine.ctx.clone(), org_id, types, named, resume_after, retry_hint);
+    if let Some(note) = purged_note {
+        session.comment(&note);
+    }
     let registry = state.engine.registry.clone();
     let body = SessionBody::new(session.clone(), registry.clone());
-    let replay =
-        registry.send(StreamSubscription(session.clone())).await.map_err(|_| ApiError::unavailable())?;
+    let subscription = StreamSubscription { session: session.clone(), max: max_streams as usize };
+    let replay = registry.send(subscription).await.map_err(|_| ApiError::unavailable())?.map_err(|_| {
+        ApiError::rate_limited_because(
+            format!("This organisation holds its max_streams ({max_streams}) open streams already"),
+            1,
+        )
+    })?;
     if let Some((after, until)) = replay {
         actix_web::rt::spawn(session.replay(after, until));
     }

@@ -13,7 +13,11 @@ pub struct ApiKey {
     pub key_hash: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
+
+/// `last_used_at` is written at most this often per key.
+const LAST_USED_EVERY_MS: i64 = 60_000;
 
 /// What a valid key resolves to.
 #[derive(Debug, Clone)]
@@ -28,13 +32,74 @@ pub fn insert(conn: &mut DbConn, key: &ApiKey) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub fn find_owner(conn: &mut DbConn, key_hash: &str) -> Result<Option<KeyOwner>, ApiError> {
+/// The live key with this hash: its owner, and when it was last noted as used.
+pub fn find_owner(conn: &mut DbConn, key_hash: &str) -> Result<Option<(KeyOwner, Option<i64>)>, ApiError> {
     let row = k::api_keys
         .inner_join(o::organizations)
         .filter(k::key_hash.eq(key_hash))
         .filter(k::revoked_at.is_null())
-        .select((k::id, k::org_id, o::rate_limit_per_minute))
-        .first::<(String, String, i32)>(conn)
+        .select((k::id, k::org_id, o::rate_limit_per_minute, k::last_used_at))
+        .first::<(String, String, i32, Option<i64>)>(conn)
         .optional()?;
-    Ok(row.map(|(key_id, org_id, rate_limit_per_minute)| KeyOwner { key_id, org_id, rate_limit_per_minute }))
+    Ok(row.map(|(key_id, org_id, rate_limit_per_minute, last_used_at)| {
+        (KeyOwner { key_id, org_id, rate_limit_per_minute }, last_used_at)
+    }))
+}
+
+/// Whether `last_used_at` is old enough to be written again.
+pub fn stale_use(last_used_at: Option<i64>, now: i64) -> bool {
+    last_used_at.is_none_or(|t| t < now - LAST_USED_EVERY_MS)
+}
+
+/// An organisation's live keys, newest first.
+pub fn list(
+    conn: &mut DbConn,
+    org_id: &str,
+    before_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ApiKey>, ApiError> {
+    let mut q = k::api_keys.filter(k::org_id.eq(org_id)).filter(k::revoked_at.is_null()).into_boxed();
+    if let Some(c) = before_id {
+        q = q.filter(k::id.lt(c.to_string()));
+    }
+    Ok(q.order(k::id.desc()).limit(limit).select(ApiKey::as_select()).load(conn)?)
+}
+
+/// Revokes a live key of `org_id` (it and its dashboard sessions stop working); false when
+/// there is no such live key.
+pub fn revoke(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+    let n = diesel::update(
+        k::api_keys.filter(k::id.eq(id)).filter(k::org_id.eq(org_id)).filter(k::revoked_at.is_null()),
+    )
+    .set(k::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Revokes a live key by id alone (the command line); its organisation, if it was live.
+pub fn revoke_any(conn: &mut DbConn, id: &str, now: i64) -> Result<Option<String>, ApiError> {
+    super::write_txn(conn, |c| {
+        let org: Option<String> = k::api_keys
+            .filter(k::id.eq(id))
+            .filter(k::revoked_at.is_null())
+            .select(k::org_id)
+            .first(c)
+            .optional()?;
+        match org {
+            Some(org) => Ok(revoke(c, &org, id, now)?.then_some(org)),
+            None => Ok(None),
+        }
+    })
+}
+
+/// Notes that a key was used, at most once a minute (a conditional write).
+pub fn touch(conn: &mut DbConn, id: &str, now: i64) -> Result<(), ApiError> {
+    diesel::update(
+        k::api_keys
+            .filter(k::id.eq(id))
+            .filter(k::last_used_at.is_null().or(k::last_used_at.lt(now - LAST_USED_EVERY_MS))),
+    )
+    .set(k::last_used_at.eq(now))
+    .execute(conn)?;
+    Ok(())
 }

@@ -78,10 +78,35 @@ fn live(org_id: &str) -> super::schema::endpoints::BoxedQuery<'_, super::DbBacke
     e::endpoints.filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()).into_boxed()
 }
 
-/// Stores a new endpoint; in a cluster the nodes hear of it at once, so that it gets its
-/// owner without waiting for the next ownership round.
-pub fn insert(conn: &mut DbConn, ep: &Endpoint) -> Result<(), ApiError> {
+/// Stores a new endpoint unless its organisation has reached its quota (its own
+/// `max_endpoints`, else `default_max`); in a cluster the nodes hear of it at once, so that
+/// it gets its owner without waiting for the next ownership round.
+pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), ApiError> {
     write_txn(conn, |c| {
+        // Concurrent creates of one organisation queue here (SQLite: the write lock), so
+        // the count below cannot be passed by two of them at once.
+        if let DbConn::Pg(pg) = c {
+            diesel::sql_query("SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE")
+                .bind::<diesel::sql_types::Text, _>(&ep.org_id)
+                .execute(pg)?;
+        }
+        let own: Option<Option<i32>> = super::schema::organizations::dsl::organizations
+            .find(&ep.org_id)
+            .select(super::schema::organizations::dsl::max_endpoints)
+            .first(c)
+            .optional()?;
+        let max = own.flatten().map_or(default_max, |n| n.max(0) as u32);
+        let live: i64 = e::endpoints
+            .filter(e::org_id.eq(&ep.org_id))
+            .filter(e::deleted_at.is_null())
+            .count()
+            .get_result(c)?;
+        if live >= i64::from(max) {
+            return Err(ApiError::forbidden(format!(
+                "This organisation has reached its max_endpoints quota ({max}): delete an endpoint, or ask \
+                 an administrator to raise it"
+            )));
+        }
         diesel::insert_into(e::endpoints).values(ep).execute(c)?;
         super::notify::endpoint_changed(c, &ep.id)
     })

@@ -30,6 +30,7 @@ pub mod nodes;
 pub mod notify;
 pub mod orgs;
 pub mod owners;
+pub mod retention;
 pub mod schema;
 pub mod sessions;
 pub mod sources;

@@ -11,6 +11,47 @@ pub struct Org {
     pub name: String,
     pub rate_limit_per_minute: i32,
     pub created_at: i64,
+    /// Overrides of `limits.max_endpoints` / `limits.max_streams` / `retention.events`.
+    pub max_endpoints: Option<i32>,
+    pub max_streams: Option<i32>,
+    pub retention_events_ms: Option<i64>,
+    pub purged_through_seq: i64,
+}
+
+impl Org {
+    pub fn new(id: String, name: String, rate_limit_per_minute: i32, created_at: i64) -> Self {
+        Self {
+            id,
+            name,
+            rate_limit_per_minute,
+            created_at,
+            max_endpoints: None,
+            max_streams: None,
+            retention_events_ms: None,
+            purged_through_seq: 0,
+        }
+    }
+}
+
+/// An admin's change to an organisation: each `Some` column is written.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = super::schema::organizations)]
+pub struct OrgChanges {
+    pub rate_limit_per_minute: Option<i32>,
+    pub max_endpoints: Option<i32>,
+    pub max_streams: Option<i32>,
+    pub retention_events_ms: Option<i64>,
+}
+
+/// Applies an admin's change in one statement; the organisation as it now stands.
+pub fn update(conn: &mut DbConn, id: &str, changes: &OrgChanges) -> Result<Org, ApiError> {
+    super::write_txn(conn, |c| {
+        let n = diesel::update(o::organizations.find(id)).set(changes).execute(c)?;
+        if n == 0 {
+            return Err(ApiError::not_found("Organisation"));
+        }
+        find(c, id)?.ok_or_else(|| ApiError::not_found("Organisation"))
+    })
 }
 
 pub fn insert(conn: &mut DbConn, org: &Org) -> Result<(), ApiError> {

@@ -7,6 +7,10 @@ diesel::table! {
         name -> Text,
         rate_limit_per_minute -> Integer,
         created_at -> BigInt,
+        max_endpoints -> Nullable<Integer>,
+        max_streams -> Nullable<Integer>,
+        retention_events_ms -> Nullable<BigInt>,
+        purged_through_seq -> BigInt,
     }
 }
 
@@ -18,6 +22,7 @@ diesel::table! {
         key_hash -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        last_used_at -> Nullable<BigInt>,
     }
 }
 

@@ -498,6 +498,34 @@ async fn endpoint_changes_on_one_node_reach_the_owner_within_a_second() {
 }
 
 #[actix_web::test]
+async fn a_key_revoked_on_one_node_stops_on_the_other_within_a_second() {
+    let Some(db) = fresh_database(Backend::Postgres) else { return };
+    let a = Node::start(&db, "herald-revoke-a");
+    let b = Node::start(&db, "herald-revoke-b");
+    let api = Api::new(a.key.as_deref().expect("the first node printed a key"));
+    let made = api.post(&a.address, "/v1/api-keys", json!({})).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    let doomed = Api::new(made.body["key"].as_str().unwrap());
+    // Node B has the key in its cache before the revoke.
+    assert_eq!(doomed.get(&b.address, "/v1/endpoints").await.status, 200);
+    let id = text(&made.body["id"]);
+    assert_eq!(api.delete(&a.address, &format!("/v1/api-keys/{id}")).await.status, 204);
+    let revoked = Instant::now();
+    loop {
+        let r = doomed.get(&b.address, "/v1/endpoints").await;
+        if r.status == 401 {
+            break;
+        }
+        assert!(
+            revoked.elapsed() < PROPAGATION,
+            "the revoked key still worked on node B after {PROPAGATION:?}"
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+    println!("key revoked on node A refused by node B after {} ms", revoked.elapsed().as_millis());
+}
+
+#[actix_web::test]
 async fn a_retry_on_another_node_never_sends_twice() {
     let Some(db) = fresh_database(Backend::Postgres) else { return };
     const HOLD: Duration = Duration::from_secs(2);

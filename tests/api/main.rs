@@ -16,3 +16,4 @@ mod sessions;
 mod shutdown;
 mod sse_client;
 mod stream;
+mod tenant;
