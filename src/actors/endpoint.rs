@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use super::messages::{AttemptSummary, Record, WakeAt};
+use super::scheduler::Refill;
 use super::writer::ResultWriter;
 use super::{DeliveryContext, EndpointSnapshot, Job};
 use crate::delivery::circuit::{Admission, CircuitBreaker, CircuitState};
@@ -22,9 +23,8 @@ use crate::ids::now_ms;
 use crate::store::deliveries::{self, AttemptRow, DeliveryUpdate, NextState};
 use crate::store::endpoints::CircuitUpdate;
 
-/// Beyond this many queued deliveries, new ones go back to the store for later.
-const MAX_QUEUE: usize = 50_000;
-const OVERFLOW_DELAY_MS: i64 = 5_000;
+/// Deliveries claimed at most per refill.
+const MAX_REFILL: i64 = 500;
 /// Headers an endpoint's own `headers` may not replace.
 const RESERVED_HEADERS: &[&str] = &["content-type", "user-agent", "content-length", "host"];
 
@@ -47,6 +47,11 @@ pub struct Configure(pub Arc<EndpointSnapshot>);
 pub struct Retire {
     pub give_up: bool,
 }
+
+/// A refill's claim has been answered (its deliveries, if any, were dispatched first).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Refilled;
 
 /// This node's ownership was renewed: send what waits.
 #[derive(Message)]
@@ -76,6 +81,17 @@ pub struct EndpointActor {
     registry: Recipient<Idle>,
     breaker: CircuitBreaker,
     queue: VecDeque<Job>,
+    /// Payload bytes held, queued or in flight: at most `delivery.queue_bytes` (and one
+    /// payload), so no tenant can grow a node's memory through one endpoint.
+    held_bytes: usize,
+    /// Work was sent back to the store for want of room (claims skip this endpoint then,
+    /// and the actor asks for it as room frees), and whether such a refill is under way.
+    full: bool,
+    refilling: bool,
+    refill: Recipient<Refill>,
+    /// Payload bytes and jobs received, for the size of a refill.
+    seen_bytes: u64,
+    seen_jobs: u64,
     /// Ids queued or in flight, so a delivery handed over twice is attempted once.
     held: HashSet<String>,
     in_flight: usize,
@@ -98,6 +114,7 @@ impl EndpointActor {
         cfg: Arc<EndpointSnapshot>,
         writer: Addr<ResultWriter>,
         scheduler: Recipient<WakeAt>,
+        refill: Recipient<Refill>,
         registry: Recipient<Idle>,
     ) -> Self {
         let mut breaker = CircuitBreaker::new(&ctx.circuit);
@@ -116,6 +133,12 @@ impl EndpointActor {
             registry,
             breaker,
             queue: VecDeque::new(),
+            held_bytes: 0,
+            full: false,
+            refilling: false,
+            refill,
+            seen_bytes: 0,
+            seen_jobs: 0,
             held: HashSet::new(),
             in_flight: 0,
             tokens_at: Instant::now(),
@@ -227,6 +250,7 @@ impl EndpointActor {
                 }
                 Admission::Wait { until } => {
                     self.release_queue(until);
+                    self.check_room(ctx);
                     return;
                 }
             }
@@ -247,6 +271,23 @@ impl EndpointActor {
         (self.tokens < 1.0).then(|| Duration::from_secs_f64((1.0 - self.tokens) / rps))
     }
 
+    /// A full actor with room again (half its budget free) asks for as much of its waiting
+    /// work as fits, judged by the payloads it has seen.
+    fn check_room(&mut self, ctx: &mut Context<Self>) {
+        let budget = self.ctx.settings.delivery.queue_bytes;
+        if !self.full || self.refilling || self.held_bytes > budget / 2 {
+            return;
+        }
+        let typical = (self.seen_bytes / self.seen_jobs.max(1)).max(1) as usize;
+        let rows = ((budget - self.held_bytes) / typical).clamp(1, MAX_REFILL as usize) as i64;
+        self.refilling = true;
+        self.refill.do_send(Refill {
+            endpoint_id: self.cfg.id.clone(),
+            rows,
+            done: ctx.address().recipient(),
+        });
+    }
+
     /// Everything queued goes back to the store, due at `until` (not counted as attempts).
     fn release_queue(&mut self, until: i64) {
         if self.queue.is_empty() {
@@ -256,6 +297,7 @@ impl EndpointActor {
             .queue
             .drain(..)
             .map(|job| {
+                self.held_bytes -= job.body.len();
                 self.held.remove(&job.delivery_id);
                 DeliveryUpdate {
                     delivery_id: job.delivery_id,
@@ -291,12 +333,14 @@ impl EndpointActor {
         ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
             act.finish_attempt(job, started_at, outcome);
             act.pump(ctx);
+            act.check_room(ctx);
             act.finish_retiring(ctx);
         }));
     }
 
     fn finish_attempt(&mut self, job: Job, started_at: i64, outcome: SendOutcome) {
         self.in_flight -= 1;
+        self.held_bytes -= job.body.len();
         self.held.remove(&job.delivery_id);
         let now = now_ms();
         let attempt = job.attempt_count + 1;
@@ -425,6 +469,11 @@ impl Actor for EndpointActor {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.count_open(false);
+        if self.full {
+            // Its waiting work goes back to general claims.
+            self.ctx.full_endpoints.set(&self.cfg.id, false);
+            self.scheduler.do_send(WakeAt(0));
+        }
     }
 }
 
@@ -443,19 +492,25 @@ impl Handler<Enqueue> for EndpointActor {
             if !self.held.insert(job.delivery_id.clone()) {
                 continue;
             }
-            if self.queue.len() >= MAX_QUEUE {
+            self.seen_bytes += job.body.len() as u64;
+            self.seen_jobs += 1;
+            let room = self.ctx.settings.delivery.queue_bytes.saturating_sub(self.held_bytes);
+            if job.body.len() > room && self.held_bytes > 0 {
                 self.held.remove(&job.delivery_id);
                 overflow.push(DeliveryUpdate {
                     delivery_id: job.delivery_id,
                     attempt: None,
-                    next: NextState::Release(now_ms() + OVERFLOW_DELAY_MS),
+                    next: NextState::Release(now_ms()),
                 });
             } else {
+                self.held_bytes += job.body.len();
                 self.queue.push_back(job);
             }
         }
         if !overflow.is_empty() {
             self.writer.do_send(Record { updates: overflow, circuit: None });
+            self.full = true;
+            self.ctx.full_endpoints.set(&self.cfg.id, true);
         }
         self.pump(ctx);
     }
@@ -478,7 +533,14 @@ impl Handler<Retire> for EndpointActor {
     fn handle(&mut self, msg: Retire, ctx: &mut Context<Self>) {
         // Queued work is given back; work in flight keeps its lease until its result is
         // written, so nothing is sent twice if the endpoint comes straight back.
-        let queued: Vec<String> = self.queue.drain(..).map(|job| job.delivery_id).collect();
+        let queued: Vec<String> = self
+            .queue
+            .drain(..)
+            .map(|job| {
+                self.held_bytes -= job.body.len();
+                job.delivery_id
+            })
+            .collect();
         for id in &queued {
             self.held.remove(id);
         }
@@ -486,6 +548,17 @@ impl Handler<Retire> for EndpointActor {
         let give_up = msg.give_up || self.retired.as_ref().is_some_and(|r| r.give_up);
         self.retired = Some(Retire { give_up });
         self.finish_retiring(ctx);
+    }
+}
+
+impl Handler<Refilled> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Refilled, ctx: &mut Context<Self>) {
+        self.refilling = false;
+        // The scheduler clears the mark when the backlog is done.
+        self.full = self.ctx.full_endpoints.contains(&self.cfg.id);
+        self.check_room(ctx);
     }
 }
 

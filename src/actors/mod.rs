@@ -51,6 +51,31 @@ pub struct DeliveryContext {
     pub metrics: Arc<Metrics>,
     pub waiters: Waiters,
     pub ownership: ownership::Ownership,
+    pub full_endpoints: FullEndpoints,
+}
+
+/// Endpoints whose actor on this node holds `delivery.queue_bytes` of payloads already:
+/// claims leave their work in the store until the actor has room again.
+#[derive(Default)]
+pub struct FullEndpoints(Mutex<std::collections::HashSet<String>>);
+
+impl FullEndpoints {
+    pub fn set(&self, endpoint_id: &str, full: bool) {
+        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if full {
+            set.insert(endpoint_id.to_string());
+        } else {
+            set.remove(endpoint_id);
+        }
+    }
+
+    pub fn list(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
+    pub fn contains(&self, endpoint_id: &str) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(endpoint_id)
+    }
 }
 
 impl DeliveryContext {
@@ -261,6 +286,7 @@ impl Engine {
             settings: settings.clone(),
             metrics,
             waiters: Waiters::default(),
+            full_endpoints: FullEndpoints::default(),
             ownership: ownership::Ownership::new(
                 crate::store::DatabaseUrl::parse(&settings.database.url)
                     .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
@@ -274,7 +300,8 @@ impl Engine {
             let registry = registry::Registry::create(|reg_ctx| {
                 let scheduler = scheduler::Scheduler::new(ctx.clone(), reg_ctx.address()).start();
                 scheduler_addr = Some(scheduler.clone());
-                registry::Registry::new(ctx, writer, scheduler.recipient(), committed_seq)
+                let refill = scheduler.clone().recipient();
+                registry::Registry::new(ctx, writer, scheduler.recipient(), refill, committed_seq)
             });
             (registry, scheduler_addr.expect("scheduler started"))
         };

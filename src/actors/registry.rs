@@ -22,6 +22,7 @@ pub struct Registry {
     ctx: Arc<DeliveryContext>,
     writer: Addr<ResultWriter>,
     scheduler: Recipient<WakeAt>,
+    refill: Recipient<super::scheduler::Refill>,
     client: Option<awc::Client>,
     endpoints: HashMap<String, ActorEntry>,
     streams: HashMap<u64, Arc<Session>>,
@@ -97,12 +98,14 @@ impl Registry {
         ctx: Arc<DeliveryContext>,
         writer: Addr<ResultWriter>,
         scheduler: Recipient<WakeAt>,
+        refill: Recipient<super::scheduler::Refill>,
         hub_cursor: i64,
     ) -> Self {
         Self {
             ctx,
             writer,
             scheduler,
+            refill,
             client: None,
             endpoints: HashMap::new(),
             streams: HashMap::new(),
@@ -332,6 +335,7 @@ impl Handler<Dispatch> for Registry {
                 msg.endpoint.clone(),
                 self.writer.clone(),
                 self.scheduler.clone(),
+                self.refill.clone(),
                 ctx.address().recipient(),
             );
             let version = msg.endpoint.version;

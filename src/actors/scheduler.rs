@@ -84,15 +84,32 @@ impl Scheduler {
         let engine = self.ctx.clone();
         let work = async move {
             let lease = engine.lease();
+            let full = engine.full_endpoints.list();
             let default_in_flight = engine.settings.delivery.max_in_flight;
             engine
                 .db
                 .run(move |conn| {
                     let now = now_ms();
-                    let mut ids = deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased)?;
+                    let mut ids = deliveries::claim_due(
+                        conn,
+                        &lease,
+                        now,
+                        CLAIM_BATCH,
+                        Claimable::Unleased,
+                        &full,
+                        None,
+                    )?;
                     let room = CLAIM_BATCH - ids.len() as i64;
                     if expired && room > 0 {
-                        ids.extend(deliveries::claim_due(conn, &lease, now, room, Claimable::Expired)?);
+                        ids.extend(deliveries::claim_due(
+                            conn,
+                            &lease,
+                            now,
+                            room,
+                            Claimable::Expired,
+                            &full,
+                            None,
+                        )?);
                     }
                     let claimed = ids.len();
                     let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
@@ -274,6 +291,68 @@ impl Actor for Scheduler {
         let disable_check = (self.ctx.settings.delivery.disable_after / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(60));
         ctx.run_interval(disable_check, |act, ctx| act.disable_failing(ctx));
+    }
+}
+
+/// An endpoint actor that sent work back for want of room has room again: claim up to
+/// `rows` of its waiting deliveries, in due order. When fewer are left, its backlog is done
+/// and general claims take it in again.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Refill {
+    pub endpoint_id: String,
+    pub rows: i64,
+    pub done: Recipient<super::endpoint::Refilled>,
+}
+
+impl Handler<Refill> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: Refill, ctx: &mut Context<Self>) {
+        if self.stopped {
+            return;
+        }
+        let engine = self.ctx.clone();
+        let id = msg.endpoint_id.clone();
+        let work = async move {
+            let lease = engine.lease();
+            let default_in_flight = engine.settings.delivery.max_in_flight;
+            engine
+                .db
+                .run(move |conn| {
+                    let ids = deliveries::claim_due(
+                        conn,
+                        &lease,
+                        now_ms(),
+                        msg.rows,
+                        Claimable::Unleased,
+                        &[],
+                        Some(&id),
+                    )?;
+                    let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
+                    Ok((ids.len() as i64, dispatches(rows, default_in_flight)))
+                })
+                .await
+        };
+        let (endpoint_id, rows, done) = (msg.endpoint_id, msg.rows, msg.done);
+        ctx.spawn(work.into_actor(self).map(move |result, act, _| {
+            let claimed = match result {
+                Ok((claimed, batches)) => {
+                    for batch in batches {
+                        act.registry.do_send(batch);
+                    }
+                    claimed
+                }
+                Err(e) => {
+                    log::warn!("refilling endpoint {endpoint_id} failed: {}", e.message);
+                    0
+                }
+            };
+            if claimed < rows {
+                act.ctx.full_endpoints.set(&endpoint_id, false);
+            }
+            done.do_send(super::endpoint::Refilled);
+        }));
     }
 }
 

@@ -98,6 +98,8 @@ pub struct Session {
     types: Vec<String>,
     named: bool,
     capacity: usize,
+    /// Bytes of frames (queued, or held during a replay) a client may fall behind by.
+    max_bytes: usize,
     ctx: Arc<DeliveryContext>,
     state: Mutex<State>,
     /// Signalled when the body took frames: a replay waiting for room goes on.
@@ -109,8 +111,10 @@ struct State {
     buf: BytesMut,
     frames: usize,
     waker: Option<Waker>,
-    /// Live events that arrived while the replay runs (`Some` until it is done).
+    /// Live events that arrived while the replay runs (`Some` until it is done), and their
+    /// frames' size.
     held: Option<VecDeque<Arc<StreamEvent>>>,
+    held_bytes: usize,
     /// Frames up to this seq are queued or written.
     last_sent: i64,
     /// No more frames: the body ends once the queue is empty.
@@ -136,11 +140,13 @@ impl Session {
             types,
             named,
             capacity: ctx.settings.sse.mailbox.max(1),
+            max_bytes: ctx.settings.sse.mailbox_bytes.max(1),
             state: Mutex::new(State {
                 buf: BytesMut::from(&retry_hint[..]),
                 frames: 1,
                 waker: None,
                 held: resume_after.map(|_| VecDeque::new()),
+                held_bytes: 0,
                 last_sent: resume_after.unwrap_or(0),
                 ended: false,
                 gone: false,
@@ -184,13 +190,16 @@ impl Session {
             if !open {
                 break;
             }
+            let size = event.frame(self.named).len();
+            let over = s.held_bytes + size > self.max_bytes;
             open = match &mut s.held {
-                Some(held) if held.len() >= self.capacity => {
+                Some(held) if held.len() >= self.capacity || (over && !held.is_empty()) => {
                     self.too_slow(&mut s);
                     false
                 }
                 Some(held) => {
                     held.push_back(event.clone());
+                    s.held_bytes += size;
                     true
                 }
                 None => self.push_live(&mut s, event),
@@ -206,14 +215,20 @@ impl Session {
         if event.seq <= s.last_sent {
             return true;
         }
-        if s.frames >= self.capacity {
+        let frame = event.frame(self.named);
+        if s.frames >= self.capacity || !self.has_room(s, frame.len()) {
             self.too_slow(s);
             return false;
         }
-        s.push(event.frame(self.named));
+        s.push(frame);
         s.last_sent = event.seq;
         self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
         true
+    }
+
+    /// Whether `size` more bytes fit the mailbox (an empty one always takes one frame).
+    fn has_room(&self, s: &State, size: usize) -> bool {
+        s.buf.is_empty() || s.buf.len() + size <= self.max_bytes
     }
 
     fn too_slow(&self, s: &mut State) {
@@ -278,6 +293,7 @@ impl Session {
             return;
         }
         s.last_sent = s.last_sent.max(until);
+        s.held_bytes = 0;
         for event in s.held.take().unwrap_or_default() {
             if !self.push_live(&mut s, &event) {
                 break;
@@ -294,7 +310,7 @@ impl Session {
                 if s.gone || s.ended {
                     return false;
                 }
-                if s.frames < self.capacity {
+                if s.frames < self.capacity && self.has_room(&s, frame.len()) {
                     s.push(frame);
                     self.ctx.metrics.stream_events_sent.fetch_add(1, Ordering::Relaxed);
                     wake(&mut s);
@@ -392,6 +408,7 @@ mod tests {
             frames: 0,
             waker: None,
             held: None,
+            held_bytes: 0,
             last_sent: 0,
             ended: false,
             gone: false,

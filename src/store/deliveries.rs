@@ -319,12 +319,16 @@ pub enum Claimable {
 /// Claims up to `limit` due deliveries of active endpoints for `lease.owner`.
 /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so nodes never claim the same row; SQLite has one
 /// writer at a time, which gives the same guarantee.
+/// `full`: endpoints whose actor on this node holds all the payload bytes it may; their
+/// work stays in the store until they have room again.
 pub fn claim_due(
     conn: &mut DbConn,
     lease: &Lease,
     now: i64,
     limit: i64,
     which: Claimable,
+    full: &[String],
+    only: Option<&str>,
 ) -> Result<Vec<String>, ApiError> {
     #[derive(QueryableByName)]
     struct Claimed {
@@ -345,10 +349,26 @@ pub fn claim_due(
         }
         DbConn::Sqlite(_) => "",
     };
+    // Endpoint ids are generated (`ep_` and a ULID): safe to write into the statement.
+    let skipped: Vec<String> = full
+        .iter()
+        .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .map(|id| format!("'{id}'"))
+        .collect();
+    let not_full = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
+    };
+    let not_full = match only.filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        // One endpoint's refill: in due order, as much as its actor has room for.
+        Some(id) => format!("AND d.endpoint_id = '{id}'"),
+        None => not_full,
+    };
     let pick = format!(
         "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
          WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
-         AND e.status = 'active' AND e.deleted_at IS NULL {owned} \
+         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {not_full} \
          ORDER BY d.next_attempt_at LIMIT $3"
     );
     let update = |pick: &str| {

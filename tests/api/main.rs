@@ -10,6 +10,7 @@ mod delivery;
 mod foundation;
 mod inbound;
 mod integrity;
+mod node;
 mod outage;
 mod receiver;
 mod sessions;

@@ -108,7 +108,7 @@ async fn a_postgres_outage_delays_but_loses_nothing() {
         return;
     };
     // A real herald process, as a deployment would run it.
-    let node = crate::cluster::Node::start_on(&pg.url(), "herald-outage");
+    let node = crate::node::Node::start_on(&pg.url(), "herald-outage");
     let key = node.key.clone().expect("a fresh database prints a key");
     let address = node.address.clone();
 

@@ -1,0 +1,16 @@
+//! The memory tests: a real herald process each, 300 MB of payloads published at it. A test
+//! binary of their own, so that they never run beside the timing-sensitive tests in
+//! `tests/api` (cargo runs test binaries one after another).
+
+#![allow(dead_code)]
+
+#[path = "api/helpers.rs"]
+mod helpers;
+#[path = "api/memory.rs"]
+mod memory;
+#[path = "api/node.rs"]
+mod node;
+#[path = "api/receiver.rs"]
+mod receiver;
+#[path = "api/sse_client.rs"]
+mod sse_client;
