@@ -83,6 +83,10 @@ pub struct DeliverySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SecuritySettings {
+    /// Comma-separated base64 keys (32 bytes each) for secrets at rest: the first encrypts,
+    /// all decrypt. Empty: a key file `herald.key` in the data directory.
+    #[serde(default)]
+    pub encryption_keys: Secret,
     pub allow_insecure_urls: bool,
     #[serde(deserialize_with = "cidr_list")]
     pub allowed_networks: Vec<Cidr>,
@@ -127,7 +131,7 @@ pub struct MetricsSettings {
 }
 
 /// A secret setting: compared, never printed.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 

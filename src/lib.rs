@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod json_schema;
 pub mod metrics;
+pub mod secrets;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::metrics::Metrics;
+use crate::secrets::Cipher;
 use crate::state::AppState;
 use crate::store::orgs::{self, Org};
 use crate::store::{Db, DbConn};
@@ -44,6 +45,7 @@ impl Application {
         install_crypto_provider();
         let settings = Arc::new(settings);
         let db = open_database(&settings).await?;
+        let cipher = Arc::new(open_secrets(&settings, &db).await?);
         let (bootstrap_key, committed_seq) = {
             let (db, limit) = (db.clone(), settings.limits.rate_limit_per_minute);
             web::block(move || -> Result<(Option<String>, i64), String> {
@@ -63,7 +65,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
 
         let metrics = Arc::new(Metrics::default());
-        let engine = Engine::start(db.clone(), settings.clone(), metrics.clone(), committed_seq);
+        let engine = Engine::start(db.clone(), settings.clone(), metrics.clone(), cipher, committed_seq);
         let state = web::Data::new(AppState {
             db,
             settings: settings.clone(),
@@ -127,6 +129,45 @@ impl Application {
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// The node's keys for secrets at rest, checked against what the database holds (a node
+/// that cannot decrypt it refuses to start); plaintext from before encryption is sealed.
+async fn open_secrets(settings: &Settings, db: &Db) -> Result<Cipher, String> {
+    let configured = settings.security.encryption_keys.expose().to_string();
+    let dir = data_dir(&settings.database.url);
+    let db = db.clone();
+    web::block(move || {
+        let cipher = Cipher::load(&configured, &dir)?;
+        let mut conn = db.get().map_err(|e| e.message)?;
+        let done = crate::store::sealed::check_all(&mut conn, &cipher, false)?;
+        if done.rewritten > 0 {
+            log::info!("encrypted {} stored secret(s) that were kept as plaintext", done.rewritten);
+            // SQLite keeps old page versions in its free pages and write-ahead log: rewrite
+            // the file and empty the log, so the plaintext is gone from disk too.
+            if let crate::store::DbConn::Sqlite(_) = &mut *conn {
+                use diesel::connection::SimpleConnection;
+                conn.batch_execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+                )
+                .map_err(|e| format!("compacting the database after encrypting its secrets: {e}"))?;
+            }
+        }
+        Ok::<_, String>(cipher)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Where herald keeps its files: beside the SQLite database, or `./data` for PostgreSQL.
+pub fn data_dir(database_url: &str) -> std::path::PathBuf {
+    match crate::store::DatabaseUrl::parse(database_url) {
+        Ok(url) if url.backend == crate::store::Backend::Sqlite => std::path::Path::new(&url.target)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| std::path::PathBuf::from("."), std::path::Path::to_path_buf),
+        _ => std::path::PathBuf::from("./data"),
     }
 }
 

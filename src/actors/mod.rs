@@ -29,6 +29,7 @@ use crate::delivery::ssrf::UrlPolicy;
 use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::metrics::Metrics;
+use crate::secrets::Purpose;
 use crate::store::Db;
 use crate::store::deliveries::Delivery;
 use crate::store::endpoints::Endpoint;
@@ -52,6 +53,8 @@ pub struct DeliveryContext {
     pub waiters: Waiters,
     pub ownership: ownership::Ownership,
     pub full_endpoints: FullEndpoints,
+    /// Opens the secrets and header values endpoints keep encrypted.
+    pub cipher: Arc<crate::secrets::Cipher>,
 }
 
 /// Endpoints whose actor on this node holds `delivery.queue_bytes` of payloads already:
@@ -159,13 +162,24 @@ pub struct EndpointSnapshot {
 }
 
 impl EndpointSnapshot {
-    pub fn from_row(ep: &Endpoint, default_max_in_flight: u32, now: i64) -> Self {
-        let secrets =
-            secrets_in_force(&ep.secret, ep.previous_secret.as_deref(), ep.previous_secret_expires_at, now)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-        let headers: HashMap<String, String> = serde_json::from_str(&ep.headers).unwrap_or_default();
+    /// The endpoint as its actor needs it, its secrets and header values decrypted.
+    pub fn from_row(ep: &Endpoint, ctx: &DeliveryContext, now: i64) -> Self {
+        let default_max_in_flight = ctx.settings.delivery.max_in_flight;
+        let open = |purpose, stored: &str| {
+            ctx.cipher.reveal(purpose, stored).unwrap_or_else(|e| {
+                // The start-up check makes this unreachable short of a damaged row.
+                log::error!("endpoint {}: {e}", ep.id);
+                String::new()
+            })
+        };
+        let secret = open(Purpose::EndpointSecret, &ep.secret);
+        let previous = ep.previous_secret.as_deref().map(|p| open(Purpose::EndpointSecret, p));
+        let secrets = secrets_in_force(&secret, previous.as_deref(), ep.previous_secret_expires_at, now)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let headers: HashMap<String, String> =
+            serde_json::from_str(&open(Purpose::EndpointHeaders, &ep.headers)).unwrap_or_default();
         Self {
             id: ep.id.clone(),
             url: ep.url.clone(),
@@ -185,7 +199,7 @@ impl EndpointSnapshot {
 }
 
 /// Groups loaded deliveries by endpoint into dispatch messages, one envelope per event.
-pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, default_max_in_flight: u32) -> Vec<Dispatch> {
+pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, ctx: &DeliveryContext) -> Vec<Dispatch> {
     let now = now_ms();
     let mut bodies: HashMap<i64, Bytes> = HashMap::new();
     let mut by_endpoint: HashMap<String, Dispatch> = HashMap::new();
@@ -195,7 +209,7 @@ pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, default_max_in_flight:
         by_endpoint
             .entry(endpoint.id.clone())
             .or_insert_with(|| Dispatch {
-                endpoint: Arc::new(EndpointSnapshot::from_row(&endpoint, default_max_in_flight, now)),
+                endpoint: Arc::new(EndpointSnapshot::from_row(&endpoint, ctx, now)),
                 jobs: Vec::new(),
             })
             .jobs
@@ -233,7 +247,7 @@ pub fn announce(ctx: &DeliveryContext, registry: &Addr<registry::Registry>, publ
             .filter(|(d, _)| d.lease_owner.is_some())
             .map(|(d, ep)| (d.clone(), event.clone(), ep.clone()))
             .collect();
-        for dispatch in dispatches(rows, ctx.settings.delivery.max_in_flight) {
+        for dispatch in dispatches(rows, ctx) {
             registry.do_send(dispatch);
         }
         registry.do_send(registry::Committed(event.seq));
@@ -267,7 +281,13 @@ pub struct Engine {
 impl Engine {
     /// Starts the actors on the current arbiter.
     /// `committed_seq`: the highest event seq in the store, where live streams begin.
-    pub fn start(db: Db, settings: Arc<Settings>, metrics: Arc<Metrics>, committed_seq: i64) -> Self {
+    pub fn start(
+        db: Db,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        cipher: Arc<crate::secrets::Cipher>,
+        committed_seq: i64,
+    ) -> Self {
         let d = &settings.delivery;
         let ctx = Arc::new(DeliveryContext {
             db,
@@ -287,6 +307,7 @@ impl Engine {
             metrics,
             waiters: Waiters::default(),
             full_endpoints: FullEndpoints::default(),
+            cipher,
             ownership: ownership::Ownership::new(
                 crate::store::DatabaseUrl::parse(&settings.database.url)
                     .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
@@ -357,7 +378,7 @@ impl Engine {
     }
 
     pub fn endpoint_updated(&self, ep: &Endpoint) {
-        let snapshot = EndpointSnapshot::from_row(ep, self.ctx.settings.delivery.max_in_flight, now_ms());
+        let snapshot = EndpointSnapshot::from_row(ep, &self.ctx, now_ms());
         if snapshot.active {
             self.registry.do_send(EndpointUpdated(Arc::new(snapshot)));
         } else {

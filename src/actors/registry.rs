@@ -206,7 +206,7 @@ impl Registry {
         if ids.is_empty() {
             return;
         }
-        let (db, default_in_flight) = (self.ctx.db.clone(), self.ctx.settings.delivery.max_in_flight);
+        let db = self.ctx.db.clone();
         let read = async move {
             db.run(move |conn| {
                 let mut rows = Vec::with_capacity(ids.len());
@@ -221,8 +221,7 @@ impl Registry {
             Ok(rows) => {
                 let now = crate::ids::now_ms();
                 for (id, row) in rows {
-                    let snapshot =
-                        row.map(|ep| Arc::new(EndpointSnapshot::from_row(&ep, default_in_flight, now)));
+                    let snapshot = row.map(|ep| Arc::new(EndpointSnapshot::from_row(&ep, &act.ctx, now)));
                     act.apply(&id, snapshot);
                 }
             }

@@ -85,7 +85,7 @@ impl Scheduler {
         let work = async move {
             let lease = engine.lease();
             let full = engine.full_endpoints.list();
-            let default_in_flight = engine.settings.delivery.max_in_flight;
+            let for_dispatch = engine.clone();
             engine
                 .db
                 .run(move |conn| {
@@ -113,7 +113,7 @@ impl Scheduler {
                     }
                     let claimed = ids.len();
                     let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
-                    Ok((claimed, dispatches(rows, default_in_flight)))
+                    Ok((claimed, dispatches(rows, &for_dispatch)))
                 })
                 .await
         };
@@ -316,7 +316,7 @@ impl Handler<Refill> for Scheduler {
         let id = msg.endpoint_id.clone();
         let work = async move {
             let lease = engine.lease();
-            let default_in_flight = engine.settings.delivery.max_in_flight;
+            let for_dispatch = engine.clone();
             engine
                 .db
                 .run(move |conn| {
@@ -330,7 +330,7 @@ impl Handler<Refill> for Scheduler {
                         Some(&id),
                     )?;
                     let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
-                    Ok((ids.len() as i64, dispatches(rows, default_in_flight)))
+                    Ok((ids.len() as i64, dispatches(rows, &for_dispatch)))
                 })
                 .await
         };

@@ -14,6 +14,7 @@ use crate::api::pagination::{PageRequest, page};
 use crate::delivery::signing::{SignatureScheme, generate_secret};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
+use crate::secrets::{Cipher, Purpose};
 use crate::state::AppState;
 use crate::store::endpoints::{self, Endpoint, EndpointChanges};
 use crate::store::events::{NewEvent, Published};
@@ -86,8 +87,21 @@ pub struct EndpointView {
     owner_node: Option<Option<String>>,
 }
 
+/// Shown in place of each header value: values often carry the receiver's credentials.
+const MASK: &str = "********";
+
 impl EndpointView {
-    fn new(ep: &Endpoint, with_secret: bool) -> Self {
+    /// Never with the secret (only create, rotate and `GET …/secret` show it), and header
+    /// names with masked values.
+    fn new(ep: &Endpoint, cipher: &Cipher) -> Self {
+        let headers: BTreeMap<String, String> = cipher
+            .reveal(Purpose::EndpointHeaders, &ep.headers)
+            .ok()
+            .and_then(|h| serde_json::from_str::<BTreeMap<String, String>>(&h).ok())
+            .unwrap_or_default()
+            .into_keys()
+            .map(|name| (name, MASK.to_string()))
+            .collect();
         Self {
             id: ep.id.clone(),
             url: ep.url.clone(),
@@ -97,10 +111,10 @@ impl EndpointView {
             signature_scheme: ep.signature_scheme.clone(),
             rate_limit_per_second: ep.rate_limit_per_second,
             max_in_flight: ep.max_in_flight,
-            headers: serde_json::from_str(&ep.headers).unwrap_or_default(),
+            headers,
             created_at: rfc3339(ep.created_at),
             updated_at: rfc3339(ep.updated_at),
-            secret: with_secret.then(|| ep.secret.clone()),
+            secret: None,
             circuit: Some(circuit_view(ep)),
             counts: None,
             owner_node: None,
@@ -208,20 +222,21 @@ pub async fn create(
         None => generate_secret(),
     };
     let now = now_ms();
+    let cipher = &state.engine.ctx.cipher;
     let ep = Endpoint {
         id: new_id("ep"),
         org_id: auth.org_id,
         url: b.url,
         description: b.description,
         event_filter,
-        secret,
+        secret: cipher.seal(Purpose::EndpointSecret, &secret),
         previous_secret: None,
         previous_secret_expires_at: None,
         signature_scheme: scheme.as_str().into(),
         status: "active".into(),
         rate_limit_per_second: check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?,
         max_in_flight: check_limit(b.max_in_flight, "max_in_flight", 1000)?,
-        headers,
+        headers: cipher.seal(Purpose::EndpointHeaders, &headers),
         circuit_state: "closed".into(),
         consecutive_failures: 0,
         circuit_open_until: None,
@@ -232,7 +247,8 @@ pub async fn create(
         deleted_at: None,
         version: 0,
     };
-    let view = EndpointView::new(&ep, true);
+    let mut view = EndpointView::new(&ep, cipher);
+    view.secret = Some(secret);
     let max = state.settings.limits.max_endpoints;
     state.db.run(move |conn| endpoints::insert(conn, &ep, max)).await?;
     Ok(HttpResponse::Created().json(view))
@@ -256,7 +272,12 @@ pub async fn list(
         .db
         .run(move |conn| endpoints::list(conn, &auth.org_id, status.as_deref(), after.as_deref(), fetch))
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, &req, |e| e.id.clone(), |e| EndpointView::new(&e, false))))
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        &req,
+        |e| e.id.clone(),
+        |e| EndpointView::new(&e, &state.engine.ctx.cipher),
+    )))
 }
 
 pub async fn get(
@@ -279,7 +300,7 @@ pub async fn get(
             Ok((ep, counts, owner))
         })
         .await?;
-    let mut view = EndpointView::new(&ep, true);
+    let mut view = EndpointView::new(&ep, &state.engine.ctx.cipher);
     view.owner_node = Some(owner.filter(|_| ep.status == "active"));
     let mut by_status: BTreeMap<&str, i64> =
         ["pending", "succeeded", "failed", "dead"].iter().map(|s| (*s, 0)).collect();
@@ -312,6 +333,7 @@ pub async fn update(
     }
     let filter = b.events.as_deref().map(check_filters).transpose()?;
     let headers = b.headers.as_ref().map(check_headers).transpose()?;
+    let headers = headers.map(|h| state.engine.ctx.cipher.seal(Purpose::EndpointHeaders, &h));
     let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
     check_description(&b.description)?;
     if let Some(s) = &b.status
@@ -337,7 +359,7 @@ pub async fn update(
     if ep.status == "active" {
         state.engine.kick();
     }
-    Ok(HttpResponse::Ok().json(EndpointView::new(&ep, true)))
+    Ok(HttpResponse::Ok().json(EndpointView::new(&ep, &state.engine.ctx.cipher)))
 }
 
 pub async fn delete(
@@ -362,17 +384,39 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let secret = generate_secret();
+    let sealed = state.engine.ctx.cipher.seal(Purpose::EndpointSecret, &secret);
     let ep = state
         .db
         .run(move |conn| {
             let now = now_ms();
-            endpoints::rotate_secret(conn, &auth.org_id, &id, &secret, now + ROTATION_GRACE_MS, now)
+            endpoints::rotate_secret(conn, &auth.org_id, &id, &sealed, now + ROTATION_GRACE_MS, now)
         })
         .await?;
     state.engine.endpoint_updated(&ep);
     Ok(HttpResponse::Ok().json(json!({
-        "secret": ep.secret,
+        "secret": secret,
         "previous_secret_expires_at": rfc3339_opt(ep.previous_secret_expires_at),
+    })))
+}
+
+/// `GET /v1/endpoints/{id}/secret`: the only read of a secret after create and rotate.
+pub async fn secret(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let ep = state.db.run(move |conn| endpoints::find(conn, &auth.org_id, &id)).await?;
+    let secret = state
+        .engine
+        .ctx
+        .cipher
+        .reveal(Purpose::EndpointSecret, &ep.secret)
+        .map_err(|e| ApiError::internal(format!("endpoint {}: {e}", ep.id)))?;
+    let expires = ep.previous_secret_expires_at.filter(|t| *t > now_ms());
+    Ok(HttpResponse::Ok().json(json!({
+        "secret": secret,
+        "previous_secret_expires_at": rfc3339_opt(expires),
     })))
 }
 

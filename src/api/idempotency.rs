@@ -14,6 +14,7 @@ use crate::api::auth::{app_state, authenticate};
 use crate::api::json::read_body;
 use crate::error::ApiError;
 use crate::ids::{now_ms, sha256_hex};
+use crate::secrets::Purpose;
 use crate::store::idempotency::{self, Claim};
 
 const MAX_KEY_LEN: usize = 255;
@@ -66,8 +67,12 @@ pub async fn guard<B: MessageBody + 'static>(
                     .error_response()
             }
             Ok(Claim::Existing(rec)) => match (rec.status_code, rec.response_body) {
-                (Some(status), Some(body)) => {
+                (Some(status), Some(stored)) => {
                     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+                    let body = match state.engine.ctx.cipher.reveal(Purpose::StoredAnswer, &stored) {
+                        Ok(body) => body,
+                        Err(e) => return Ok(req.error_response(ApiError::internal(e))),
+                    };
                     HttpResponse::build(status)
                         .insert_header((header::CONTENT_TYPE, "application/json"))
                         .insert_header(("idempotent-replayed", "true"))
@@ -101,7 +106,8 @@ pub async fn guard<B: MessageBody + 'static>(
         let (http_req, response) = res.into_parts();
         let (head, body) = response.into_parts();
         let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
-        let stored = String::from_utf8_lossy(&bytes).to_string();
+        // Kept encrypted: an answer may hold a secret (a new endpoint's, a rotated one).
+        let stored = state.engine.ctx.cipher.seal(Purpose::StoredAnswer, &String::from_utf8_lossy(&bytes));
         if status.is_server_error() {
             claimed.release().await;
         } else {

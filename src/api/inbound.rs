@@ -15,6 +15,7 @@ use crate::delivery::signing::{
 };
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
+use crate::secrets::{Cipher, Purpose};
 use crate::state::AppState;
 use crate::store::events::NewEvent;
 use crate::store::sources::{self, Receipt, Source};
@@ -25,12 +26,24 @@ fn header_value<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 
 fn verify(
     source: &Source,
+    cipher: &Cipher,
     req: &HttpRequest,
     body: &[u8],
     now: i64,
     tolerance: i64,
 ) -> Result<(), VerifyError> {
-    let secrets = source.secrets(now);
+    let opened: Vec<String> = source
+        .secrets(now)
+        .into_iter()
+        .filter_map(|stored| match cipher.reveal(Purpose::SourceSecret, stored) {
+            Ok(secret) => Some(secret),
+            Err(e) => {
+                log::error!("source {}: {e}", source.id);
+                None
+            }
+        })
+        .collect();
+    let secrets: Vec<&str> = opened.iter().map(String::as_str).collect();
     let h = |name| header_value(req, name);
     let now_s = now / 1000;
     match source.kind.as_str() {
@@ -141,7 +154,7 @@ pub async fn ingest(
         Err(e) => return reject(&state, receipt, e).await,
     };
     let tolerance = state.settings.inbound.tolerance.as_secs() as i64;
-    if let Err(e) = verify(&source, &req, &body, now, tolerance) {
+    if let Err(e) = verify(&source, &state.engine.ctx.cipher, &req, &body, now, tolerance) {
         receipt.provider_event_id = provider_event_id(&source, &req, &Value::Null);
         let err = ApiError::unauthorized(format!("Signature verification failed: {e}"));
         return reject(&state, receipt, err).await;

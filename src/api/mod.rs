@@ -82,6 +82,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(PATCH "/v1/endpoints/{id}" => endpoints::update, 200, ApiKey, "Change an endpoint"),
     route!(DELETE "/v1/endpoints/{id}" => endpoints::delete, 204, ApiKey, "Unsubscribe; its pending deliveries stop"),
     route!(POST "/v1/endpoints/{id}/rotate-secret" => endpoints::rotate_secret, 200, ApiKey, "New secret; the old one signs beside it for 24 h"),
+    route!(GET "/v1/endpoints/{id}/secret" => endpoints::secret, 200, ApiKey, "The endpoint's signing secret (the only read of it after create and rotate)"),
     route!(POST "/v1/endpoints/{id}/test" => endpoints::send_test, 202, ApiKey, "Send a webhook.test event to this endpoint"),
     route!(POST "/v1/endpoints/{id}/replay" => endpoints::replay, 202, ApiKey, "Re-deliver {since, until?, status?}"),
     route!(GET "/v1/endpoints/{id}/deliveries" => endpoints::deliveries, 200, ApiKey, "An endpoint's delivery log (?status=)"),

@@ -11,6 +11,7 @@ use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
+use crate::secrets::Purpose;
 use crate::state::AppState;
 use crate::store::sources::{self, Receipt, Source};
 use crate::timefmt::{rfc3339, rfc3339_opt};
@@ -107,7 +108,7 @@ pub async fn create(
         org_id: auth.org_id,
         name: b.name.trim().to_string(),
         kind: b.kind,
-        secret: b.secret,
+        secret: state.engine.ctx.cipher.seal(Purpose::SourceSecret, &b.secret),
         previous_secret: None,
         previous_secret_expires_at: None,
         event_type_prefix: prefix,
@@ -162,6 +163,7 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, ApiError> {
     let secret = body.0.secret;
     check_secret(&secret)?;
+    let secret = state.engine.ctx.cipher.seal(Purpose::SourceSecret, &secret);
     let id = path.into_inner();
     let source = state
         .db

@@ -32,6 +32,7 @@ pub mod orgs;
 pub mod owners;
 pub mod retention;
 pub mod schema;
+pub mod sealed;
 pub mod sessions;
 pub mod sources;
 pub mod stats;

@@ -48,6 +48,8 @@ pub struct TestApp {
     pub default_key: String,
     pub client: awc::Client,
     handle: actix_web::dev::ServerHandle,
+    /// Where its database is (a file path for SQLite).
+    database_url: String,
     _tempdir: Option<tempfile::TempDir>,
     pg_database: Option<(String, String)>,
 }
@@ -144,7 +146,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     init_logging();
     let FreshDatabase { url, tempdir, pg_database } = fresh_database(backend)?;
     let mut settings = test_settings();
-    settings.database.url = url;
+    settings.database.url = url.clone();
     adjust(&mut settings);
     let app = Application::build_with(settings, test_routes).await.expect("application starts");
     let port = app.port();
@@ -156,6 +158,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         default_key,
         client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
         handle,
+        database_url: url,
         _tempdir: tempdir,
         pg_database,
     })
@@ -192,6 +195,10 @@ impl TestApp {
         let (admin, name) = self.pg_database.as_ref().expect("a PostgreSQL test app");
         let mut conn = diesel::PgConnection::establish(admin).expect("connect to TEST_DATABASE_URL");
         conn.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).expect("drop the test database");
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -303,7 +310,7 @@ pub async fn spawn_app_on(
     init_logging();
     let FreshDatabase { url, tempdir, pg_database } = database;
     let mut settings = test_settings();
-    settings.database.url = url;
+    settings.database.url = url.clone();
     adjust(&mut settings);
     let app = Application::build_with(settings, test_routes).await.expect("application restarts");
     assert!(app.bootstrap_key.is_none(), "a restart on a set-up database prints no new key");
@@ -315,6 +322,7 @@ pub async fn spawn_app_on(
         default_key,
         client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
         handle,
+        database_url: url,
         _tempdir: tempdir,
         pg_database,
     }
@@ -336,6 +344,7 @@ pub async fn spawn_crashable_app(settings: Settings) -> (TestApp, Crash) {
     type Ready = (u16, Option<String>, actix_web::dev::ServerHandle);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let settings_url = settings.database.url.clone();
     let thread = std::thread::Builder::new()
         .name("crashable-herald".into())
         .spawn(move || {
@@ -356,12 +365,14 @@ pub async fn spawn_crashable_app(settings: Settings) -> (TestApp, Crash) {
             // Dropping the runner here drops the runtime and every task still on it.
         })
         .expect("spawn the crashable herald's thread");
+    let database_url = settings_url;
     let (port, key, handle) = ready_rx.await.expect("the crashable herald started (see its panic above)");
     let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         default_key: key.expect("a fresh database prints a key"),
         client: awc::Client::builder().timeout(Duration::from_secs(30)).finish(),
         handle,
+        database_url,
         _tempdir: None,
         pg_database: None,
     };

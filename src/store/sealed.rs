@@ -1,0 +1,94 @@
+//! The secrets the store keeps encrypted (`crate::secrets`): endpoint secrets (current and
+//! previous) and header values, source secrets (current and previous). At start every one
+//! must open with the configured keys (a node that cannot decrypt what the database holds
+//! refuses to start); plaintext left by a version before encryption is sealed then, and
+//! `herald secrets reencrypt` moves every value to the first key.
+
+use diesel::prelude::*;
+
+use super::DbConn;
+use super::schema::endpoints::dsl as e;
+use super::schema::sources::dsl as s;
+use crate::secrets::{Cipher, Purpose, SETTING};
+
+/// What a pass over the stored secrets did.
+#[derive(Debug, Default)]
+pub struct Sealing {
+    pub checked: usize,
+    pub rewritten: usize,
+}
+
+/// The value to write instead of `stored`, if any: plaintext is sealed, and with
+/// `reencrypt` a value under another key is sealed again under the first.
+fn reseal(
+    cipher: &Cipher,
+    purpose: Purpose,
+    stored: &str,
+    reencrypt: bool,
+) -> Result<Option<String>, String> {
+    if !Cipher::is_sealed(stored) {
+        return Ok(Some(cipher.seal(purpose, stored)));
+    }
+    let plain = cipher.open(purpose, stored).map_err(|e| {
+        format!(
+            "cannot decrypt the secrets in the database ({e}); set {SETTING} to the keys that encrypted them"
+        )
+    })?;
+    Ok((reencrypt && !cipher.is_current(stored)).then(|| cipher.seal(purpose, &plain)))
+}
+
+/// Checks (and, where needed, rewrites) every stored secret. Each rewrite is conditional on
+/// the value still being the one read, so a rotation made meanwhile is never undone.
+pub fn check_all(conn: &mut DbConn, cipher: &Cipher, reencrypt: bool) -> Result<Sealing, String> {
+    let err = |e: diesel::result::Error| e.to_string();
+    let mut done = Sealing::default();
+    let endpoints: Vec<(String, String, Option<String>, String)> =
+        e::endpoints.select((e::id, e::secret, e::previous_secret, e::headers)).load(conn).map_err(err)?;
+    for (id, secret, previous, headers) in endpoints {
+        done.checked += 1;
+        if let Some(new) = reseal(cipher, Purpose::EndpointSecret, &secret, reencrypt)? {
+            done.rewritten +=
+                diesel::update(e::endpoints.filter(e::id.eq(&id)).filter(e::secret.eq(&secret)))
+                    .set(e::secret.eq(new))
+                    .execute(conn)
+                    .map_err(err)?;
+        }
+        if let Some(previous) = previous
+            && let Some(new) = reseal(cipher, Purpose::EndpointSecret, &previous, reencrypt)?
+        {
+            done.rewritten +=
+                diesel::update(e::endpoints.filter(e::id.eq(&id)).filter(e::previous_secret.eq(&previous)))
+                    .set(e::previous_secret.eq(new))
+                    .execute(conn)
+                    .map_err(err)?;
+        }
+        if let Some(new) = reseal(cipher, Purpose::EndpointHeaders, &headers, reencrypt)? {
+            done.rewritten +=
+                diesel::update(e::endpoints.filter(e::id.eq(&id)).filter(e::headers.eq(&headers)))
+                    .set(e::headers.eq(new))
+                    .execute(conn)
+                    .map_err(err)?;
+        }
+    }
+    let sources: Vec<(String, String, Option<String>)> =
+        s::sources.select((s::id, s::secret, s::previous_secret)).load(conn).map_err(err)?;
+    for (id, secret, previous) in sources {
+        done.checked += 1;
+        if let Some(new) = reseal(cipher, Purpose::SourceSecret, &secret, reencrypt)? {
+            done.rewritten += diesel::update(s::sources.filter(s::id.eq(&id)).filter(s::secret.eq(&secret)))
+                .set(s::secret.eq(new))
+                .execute(conn)
+                .map_err(err)?;
+        }
+        if let Some(previous) = previous
+            && let Some(new) = reseal(cipher, Purpose::SourceSecret, &previous, reencrypt)?
+        {
+            done.rewritten +=
+                diesel::update(s::sources.filter(s::id.eq(&id)).filter(s::previous_secret.eq(&previous)))
+                    .set(s::previous_secret.eq(new))
+                    .execute(conn)
+                    .map_err(err)?;
+        }
+    }
+    Ok(done)
+}
