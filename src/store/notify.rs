@@ -19,8 +19,12 @@ use crate::error::ApiError;
 pub const CHANNEL: &str = "herald_events";
 const WORK: &str = "herald_work";
 const ENDPOINTS: &str = "herald_endpoints";
-/// diesel's notification iterator never blocks: poll at this pace.
-const POLL: Duration = Duration::from_millis(2);
+/// diesel's notification iterator never blocks, so the listener polls: every millisecond
+/// while notifications came within `BUSY_FOR` (a publish on another node reaches its owner
+/// fast), every `IDLE_POLL` when quiet (an idle node costs next to nothing).
+const BUSY_POLL: Duration = Duration::from_millis(1);
+const IDLE_POLL: Duration = Duration::from_millis(10);
+const BUSY_FOR: Duration = Duration::from_millis(250);
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// What another transaction announced.
@@ -77,6 +81,7 @@ pub fn spawn_listener(url: String, on_note: impl Fn(Note) + Send + 'static) {
                 }
             };
             log::debug!("cluster listener: listening");
+            let mut last_heard = std::time::Instant::now();
             'poll: loop {
                 let (mut newest, mut work, mut changed) = (None, false, Vec::new());
                 for note in conn.notifications_iter() {
@@ -91,6 +96,7 @@ pub fn spawn_listener(url: String, on_note: impl Fn(Note) + Send + 'static) {
                         }
                     }
                 }
+                let heard = newest.is_some() || work || !changed.is_empty();
                 for id in changed {
                     on_note(Note::EndpointChanged(id));
                 }
@@ -100,7 +106,10 @@ pub fn spawn_listener(url: String, on_note: impl Fn(Note) + Send + 'static) {
                 if let Some(seq) = newest {
                     on_note(Note::Committed(seq));
                 }
-                std::thread::sleep(POLL);
+                if heard {
+                    last_heard = std::time::Instant::now();
+                }
+                std::thread::sleep(if last_heard.elapsed() < BUSY_FOR { BUSY_POLL } else { IDLE_POLL });
             }
             std::thread::sleep(RECONNECT_AFTER);
         }

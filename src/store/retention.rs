@@ -37,10 +37,23 @@ pub fn org_retentions(conn: &mut DbConn) -> Result<Vec<(String, Option<i64>)>, A
 /// final, with those deliveries and their attempts. A delivery re-queued meanwhile (a
 /// replay) keeps its event: the deliveries are locked before the check.
 pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purged, ApiError> {
+    // Nothing old enough: skip without walking the organisation's events.
+    let oldest: Option<i64> = ev::events
+        .filter(ev::org_id.eq(org_id))
+        .order(ev::seq.asc())
+        .select(ev::created_at)
+        .first(conn)
+        .optional()?;
+    if oldest.is_none_or(|t| t >= cutoff) {
+        return Ok(Purged::default());
+    }
+    let pending = d::deliveries.filter(d::event_seq.eq(ev::seq)).filter(d::status.eq("pending"));
     write_txn(conn, |c| {
+        // Oldest first, skipping events still waiting on a delivery (they stay).
         let candidates: Vec<i64> = ev::events
             .filter(ev::org_id.eq(org_id))
             .filter(ev::created_at.lt(cutoff))
+            .filter(diesel::dsl::not(diesel::dsl::exists(pending)))
             .order(ev::seq.asc())
             .limit(BATCH)
             .select(ev::seq)
