@@ -7,12 +7,11 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::delivery::{get_ok, ms, only_delivery, publish_type, sleep, text, wait_delivery};
 use crate::helpers::{ADMIN_TOKEN, Reply, TestApp, assert_error, read_reply};
+use crate::inbound::{hmac_sha256, now_s};
 use crate::receiver::{Behaviour, Receiver};
 use crate::{both_backends, both_backends_with};
 
@@ -191,16 +190,6 @@ fn assert_too_many_streams(r: &Reply) {
     assert_error(r, 429, "RATE_LIMITED");
     let after = r.header("retry-after").unwrap_or_else(|| panic!("429 without Retry-After: {}", r.text));
     assert!(after.trim().parse::<u64>().is_ok(), "Retry-After is a number of seconds: {after:?}");
-}
-
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 const HMAC_SECRET: &str = "plain-secret-1";
