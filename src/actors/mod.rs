@@ -55,6 +55,52 @@ pub struct DeliveryContext {
     pub full_endpoints: FullEndpoints,
     /// Opens the secrets and header values endpoints keep encrypted.
     pub cipher: Arc<crate::secrets::Cipher>,
+    pub opened: OpenedSecrets,
+}
+
+/// An endpoint's secrets and header values, decrypted.
+pub struct Opened {
+    secret: String,
+    previous: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+/// Decrypted once per endpoint version, not on every dispatch: every change of a secret or
+/// of the headers bumps the version.
+#[derive(Default)]
+pub struct OpenedSecrets(Mutex<HashMap<String, (i64, Arc<Opened>)>>);
+
+/// Endpoints whose decrypted secrets are kept at most (then the cache starts over).
+const OPENED_MAX: usize = 10_000;
+
+impl OpenedSecrets {
+    fn get(&self, ep: &Endpoint, cipher: &crate::secrets::Cipher) -> Arc<Opened> {
+        if let Some((version, opened)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&ep.id)
+            && *version == ep.version
+        {
+            return opened.clone();
+        }
+        let open = |purpose, stored: &str| {
+            cipher.reveal(purpose, stored).unwrap_or_else(|e| {
+                // The start-up check makes this unreachable short of a damaged row.
+                log::error!("endpoint {}: {e}", ep.id);
+                String::new()
+            })
+        };
+        let headers: HashMap<String, String> =
+            serde_json::from_str(&open(Purpose::EndpointHeaders, &ep.headers)).unwrap_or_default();
+        let opened = Arc::new(Opened {
+            secret: open(Purpose::EndpointSecret, &ep.secret),
+            previous: ep.previous_secret.as_deref().map(|p| open(Purpose::EndpointSecret, p)),
+            headers: headers.into_iter().collect(),
+        });
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= OPENED_MAX {
+            cache.clear();
+        }
+        cache.insert(ep.id.clone(), (ep.version, opened.clone()));
+        opened
+    }
 }
 
 /// Endpoints whose actor on this node holds `delivery.queue_bytes` of payloads already:
@@ -165,28 +211,20 @@ impl EndpointSnapshot {
     /// The endpoint as its actor needs it, its secrets and header values decrypted.
     pub fn from_row(ep: &Endpoint, ctx: &DeliveryContext, now: i64) -> Self {
         let default_max_in_flight = ctx.settings.delivery.max_in_flight;
-        let open = |purpose, stored: &str| {
-            ctx.cipher.reveal(purpose, stored).unwrap_or_else(|e| {
-                // The start-up check makes this unreachable short of a damaged row.
-                log::error!("endpoint {}: {e}", ep.id);
-                String::new()
-            })
-        };
-        let secret = open(Purpose::EndpointSecret, &ep.secret);
-        let previous = ep.previous_secret.as_deref().map(|p| open(Purpose::EndpointSecret, p));
-        let secrets = secrets_in_force(&secret, previous.as_deref(), ep.previous_secret_expires_at, now)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        let headers: HashMap<String, String> =
-            serde_json::from_str(&open(Purpose::EndpointHeaders, &ep.headers)).unwrap_or_default();
+        let opened = ctx.opened.get(ep, &ctx.cipher);
+        let secrets =
+            secrets_in_force(&opened.secret, opened.previous.as_deref(), ep.previous_secret_expires_at, now)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+        let headers = opened.headers.clone();
         Self {
             id: ep.id.clone(),
             url: ep.url.clone(),
             active: ep.status == "active" && ep.deleted_at.is_none(),
             secrets,
             scheme: SignatureScheme::parse(&ep.signature_scheme).unwrap_or_default(),
-            headers: headers.into_iter().collect(),
+            headers,
             max_in_flight: ep.max_in_flight.map(|n| n.max(1) as u32).unwrap_or(default_max_in_flight)
                 as usize,
             rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
@@ -308,6 +346,7 @@ impl Engine {
             waiters: Waiters::default(),
             full_endpoints: FullEndpoints::default(),
             cipher,
+            opened: OpenedSecrets::default(),
             ownership: ownership::Ownership::new(
                 crate::store::DatabaseUrl::parse(&settings.database.url)
                     .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
