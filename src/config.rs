@@ -244,6 +244,12 @@ impl Settings {
             return Err("invalid setting: admin_token must be at least 8 characters".into());
         }
         crate::store::DatabaseUrl::parse(&self.database.url)?;
+        let century = Duration::from_secs(36_500 * 86_400);
+        if self.retention.events > century || self.retention.receipts > century {
+            return Err(
+                "invalid setting: retention.events and retention.receipts must be at most 36500d".into()
+            );
+        }
         if self.env_name.as_deref() == Some("production") {
             if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < PRODUCTION_ADMIN_TOKEN_LEN) {
                 return Err(format!(

@@ -112,12 +112,27 @@ const DEFINITIONS: &[&str] = &["$defs", "definitions"];
 /// resolved), and the ones it applies further into the payload.
 struct RefGraph {
     in_place: HashMap<String, Vec<String>>,
+    /// Every `$ref`: where it stands, and the pointer it names.
+    refs: Vec<(String, String)>,
 }
 
 impl RefGraph {
     fn build(root: &Value) -> Result<Self, String> {
-        let mut graph = Self { in_place: HashMap::new() };
+        let mut graph = Self { in_place: HashMap::new(), refs: Vec::new() };
         graph.visit(root, root, String::new())?;
+        // A reference must name a place that is a schema by its position (the top, under
+        // $defs, properties, allOf…), where the walk above has seen it: a schema hidden
+        // under an unknown keyword, `const` or `default` would escape the loop check.
+        for (at, target) in &graph.refs {
+            if !graph.in_place.contains_key(target) {
+                return Err(format!(
+                    "{}: $ref must point to a schema (the top, or one under $defs, properties, items, allOf…), \
+                     not to {}",
+                    show(at),
+                    show(target)
+                ));
+            }
+        }
         Ok(graph)
     }
 
@@ -142,6 +157,7 @@ impl RefGraph {
                     if root.pointer(&pointer).is_none() {
                         return Err(format!("{}: {target} does not exist in the schema", show(&here)));
                     }
+                    self.refs.push((here.clone(), pointer.clone()));
                     in_place.push(pointer);
                 }
                 "$dynamicRef" | "$recursiveRef" => {
@@ -319,6 +335,14 @@ mod tests {
                 .contains("loops back")
         );
         assert!(refused(json!({"allOf": [{"$ref": "#"}]})).contains("loops back"));
+        // A loop hidden under a keyword that is not a schema position.
+        assert!(
+            refused(json!({"$ref": "#/x", "x": {"not": {"$ref": "#/x"}}})).contains("must point to a schema")
+        );
+        assert!(
+            refused(json!({"$ref": "#/default", "default": {"not": {"$ref": "#"}}}))
+                .contains("must point to a schema")
+        );
     }
 
     #[test]

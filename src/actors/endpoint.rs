@@ -48,7 +48,7 @@ pub struct Retire {
     pub give_up: bool,
 }
 
-/// A refill's claim has been answered (its deliveries, if any, were dispatched first).
+/// A refill's claim has been answered (sent by the Registry after the work it claimed).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Refilled;
@@ -250,7 +250,7 @@ impl EndpointActor {
                 }
                 Admission::Wait { until } => {
                     self.release_queue(until);
-                    self.check_room(ctx);
+                    self.check_room();
                     return;
                 }
             }
@@ -273,19 +273,15 @@ impl EndpointActor {
 
     /// A full actor with room again (half its budget free) asks for as much of its waiting
     /// work as fits, judged by the payloads it has seen.
-    fn check_room(&mut self, ctx: &mut Context<Self>) {
+    fn check_room(&mut self) {
         let budget = self.ctx.settings.delivery.queue_bytes;
-        if !self.full || self.refilling || self.held_bytes > budget / 2 {
+        if !self.full || self.refilling || self.retired.is_some() || self.held_bytes > budget / 2 {
             return;
         }
         let typical = (self.seen_bytes / self.seen_jobs.max(1)).max(1) as usize;
         let rows = ((budget - self.held_bytes) / typical).clamp(1, MAX_REFILL as usize) as i64;
         self.refilling = true;
-        self.refill.do_send(Refill {
-            endpoint_id: self.cfg.id.clone(),
-            rows,
-            done: ctx.address().recipient(),
-        });
+        self.refill.do_send(Refill { endpoint_id: self.cfg.id.clone(), rows });
     }
 
     /// Everything queued goes back to the store, due at `until` (not counted as attempts).
@@ -333,7 +329,7 @@ impl EndpointActor {
         ctx.spawn(attempt.into_actor(self).map(move |outcome, act, ctx| {
             act.finish_attempt(job, started_at, outcome);
             act.pump(ctx);
-            act.check_room(ctx);
+            act.check_room();
             act.finish_retiring(ctx);
         }));
     }
@@ -554,11 +550,11 @@ impl Handler<Retire> for EndpointActor {
 impl Handler<Refilled> for EndpointActor {
     type Result = ();
 
-    fn handle(&mut self, _: Refilled, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: Refilled, _: &mut Context<Self>) {
         self.refilling = false;
         // The scheduler clears the mark when the backlog is done.
         self.full = self.ctx.full_endpoints.contains(&self.cfg.id);
-        self.check_room(ctx);
+        self.check_room();
     }
 }
 

@@ -61,3 +61,9 @@ pub struct AttemptSummary {
     pub status_code: Option<u16>,
     pub error: Option<String>,
 }
+
+/// The Scheduler has answered an endpoint actor's refill (its deliveries, if any, were
+/// handed to the Registry first).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefillDone(pub String);

@@ -58,12 +58,12 @@ pub struct DeliveryContext {
     pub opened: OpenedSecrets,
 }
 
-/// An endpoint's secrets and header values, decrypted.
-pub struct Opened {
-    secret: String,
-    previous: Option<String>,
-    headers: Vec<(String, String)>,
-}
+/// An endpoint's secrets and header values, decrypted (`None` when they do not open with
+/// this node's keys: nothing may be sent for it then, rather than signed with no key).
+pub struct Opened(Option<OpenedValues>);
+
+/// The secret, the previous secret, and the extra headers.
+type OpenedValues = (String, Option<String>, Vec<(String, String)>);
 
 /// Decrypted once per endpoint version, not on every dispatch: every change of a secret or
 /// of the headers bumps the version.
@@ -80,20 +80,26 @@ impl OpenedSecrets {
         {
             return opened.clone();
         }
-        let open = |purpose, stored: &str| {
-            cipher.reveal(purpose, stored).unwrap_or_else(|e| {
-                // The start-up check makes this unreachable short of a damaged row.
-                log::error!("endpoint {}: {e}", ep.id);
-                String::new()
-            })
-        };
-        let headers: HashMap<String, String> =
-            serde_json::from_str(&open(Purpose::EndpointHeaders, &ep.headers)).unwrap_or_default();
-        let opened = Arc::new(Opened {
-            secret: open(Purpose::EndpointSecret, &ep.secret),
-            previous: ep.previous_secret.as_deref().map(|p| open(Purpose::EndpointSecret, p)),
-            headers: headers.into_iter().collect(),
-        });
+        let opened = (|| -> Result<_, String> {
+            let headers: HashMap<String, String> =
+                serde_json::from_str(&cipher.reveal(Purpose::EndpointHeaders, &ep.headers)?)
+                    .unwrap_or_default();
+            let secret = cipher.reveal(Purpose::EndpointSecret, &ep.secret)?;
+            let previous = ep
+                .previous_secret
+                .as_deref()
+                .map(|p| cipher.reveal(Purpose::EndpointSecret, p))
+                .transpose()?;
+            Ok((secret, previous, headers.into_iter().collect()))
+        })();
+        let opened = Arc::new(Opened(match opened {
+            Ok(values) => Some(values),
+            Err(e) => {
+                // E.g. a key rotation half done: this node lacks the key another one used.
+                log::error!("endpoint {}: {e}; its deliveries wait until this node has the key", ep.id);
+                None
+            }
+        }));
         let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= OPENED_MAX {
             cache.clear();
@@ -212,16 +218,22 @@ impl EndpointSnapshot {
     pub fn from_row(ep: &Endpoint, ctx: &DeliveryContext, now: i64) -> Self {
         let default_max_in_flight = ctx.settings.delivery.max_in_flight;
         let opened = ctx.opened.get(ep, &ctx.cipher);
-        let secrets =
-            secrets_in_force(&opened.secret, opened.previous.as_deref(), ep.previous_secret_expires_at, now)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-        let headers = opened.headers.clone();
+        let (secrets, headers) = match &opened.0 {
+            Some((secret, previous, headers)) => (
+                secrets_in_force(secret, previous.as_deref(), ep.previous_secret_expires_at, now)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+                headers.clone(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
         Self {
             id: ep.id.clone(),
             url: ep.url.clone(),
-            active: ep.status == "active" && ep.deleted_at.is_none(),
+            // Secrets that do not open make the endpoint inactive here: its work is given
+            // back to the store, never signed with an empty key.
+            active: ep.status == "active" && ep.deleted_at.is_none() && opened.0.is_some(),
             secrets,
             scheme: SignatureScheme::parse(&ep.signature_scheme).unwrap_or_default(),
             headers,

@@ -11,8 +11,8 @@ use actix::prelude::*;
 
 use super::DeliveryContext;
 use super::EndpointSnapshot;
-use super::endpoint::{Configure, EndpointActor, Enqueue, Idle, Pump, Retire, Stop};
-use super::messages::{Dispatch, EndpointChanged, EndpointGone, EndpointUpdated, Owned, WakeAt};
+use super::endpoint::{Configure, EndpointActor, Enqueue, Idle, Pump, Refilled, Retire, Stop};
+use super::messages::{Dispatch, EndpointChanged, EndpointGone, EndpointUpdated, Owned, RefillDone, WakeAt};
 use super::sse_session::{Session, StreamEvent, comment};
 use super::writer::ResultWriter;
 use crate::delivery::sender::build_client;
@@ -386,6 +386,16 @@ impl Handler<Owned> for Registry {
         // Work held while the renewal was late goes out now.
         for entry in self.endpoints.values() {
             entry.addr.do_send(Pump);
+        }
+    }
+}
+
+impl Handler<RefillDone> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefillDone, _: &mut Context<Self>) {
+        if let Some(entry) = self.endpoints.get(&msg.0) {
+            entry.addr.do_send(Refilled);
         }
     }
 }

@@ -302,7 +302,6 @@ impl Actor for Scheduler {
 pub struct Refill {
     pub endpoint_id: String,
     pub rows: i64,
-    pub done: Recipient<super::endpoint::Refilled>,
 }
 
 impl Handler<Refill> for Scheduler {
@@ -334,7 +333,7 @@ impl Handler<Refill> for Scheduler {
                 })
                 .await
         };
-        let (endpoint_id, rows, done) = (msg.endpoint_id, msg.rows, msg.done);
+        let (endpoint_id, rows) = (msg.endpoint_id, msg.rows);
         ctx.spawn(work.into_actor(self).map(move |result, act, _| {
             let claimed = match result {
                 Ok((claimed, batches)) => {
@@ -351,7 +350,9 @@ impl Handler<Refill> for Scheduler {
             if claimed < rows {
                 act.ctx.full_endpoints.set(&endpoint_id, false);
             }
-            done.do_send(super::endpoint::Refilled);
+            // Through the Registry, after the work it claimed: the actor counts that work
+            // before it judges its room again.
+            act.registry.do_send(super::messages::RefillDone(endpoint_id));
         }));
     }
 }

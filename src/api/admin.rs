@@ -79,6 +79,9 @@ pub struct UpdateOrg {
     retention_events: Option<String>,
 }
 
+/// A century: longer is a typo (and would not fit the arithmetic of a cut-off time).
+const MAX_RETENTION: Duration = Duration::from_secs(36_500 * 86_400);
+
 fn positive(value: Option<u32>, field: &str) -> Result<Option<i32>, ApiError> {
     match value {
         Some(n) if n == 0 || n > i32::MAX as u32 => {
@@ -99,8 +102,8 @@ pub async fn update_org(
         None => None,
         Some(text) => {
             let d = parse_duration(text).map_err(|m| ApiError::invalid_field(&["retention_events"], m))?;
-            if d < Duration::from_secs(1) {
-                return Err(ApiError::invalid_field(&["retention_events"], "must be at least 1s"));
+            if d < Duration::from_secs(1) || d > MAX_RETENTION {
+                return Err(ApiError::invalid_field(&["retention_events"], "must be from 1s to 36500d"));
             }
             Some(d.as_millis() as i64)
         }

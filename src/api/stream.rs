@@ -157,11 +157,13 @@ pub async fn create_token(
     let types = parse_types("types", body.0.types.unwrap_or_default())?;
     let token = format!("st_{}", url_safe_token(&random::<24>()));
     let expires_at = now_ms() + TOKEN_TTL_MS;
-    let (hash, org) = (sha256_hex(token.as_bytes()), auth.org_id);
+    let (hash, org, key_id) = (sha256_hex(token.as_bytes()), auth.org_id, auth.key_id);
     let stored_types = (!types.is_empty()).then(|| serde_json::to_string(&types).expect("strings serialise"));
     state
         .db
-        .run(move |conn| stream_tokens::insert(conn, &hash, &org, stored_types.as_deref(), expires_at))
+        .run(move |conn| {
+            stream_tokens::insert(conn, &hash, &org, &key_id, stored_types.as_deref(), expires_at)
+        })
         .await?;
     Ok(HttpResponse::Created()
         .json(json!({"token": token, "expires_at": rfc3339(expires_at), "types": types})))

@@ -360,9 +360,12 @@ pub fn claim_due(
     } else {
         format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
     };
-    let not_full = match only.filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+    let not_full = match only {
         // One endpoint's refill: in due order, as much as its actor has room for.
-        Some(id) => format!("AND d.endpoint_id = '{id}'"),
+        Some(id) if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            format!("AND d.endpoint_id = '{id}'")
+        }
+        Some(_) => return Ok(Vec::new()),
         None => not_full,
     };
     let pick = format!(

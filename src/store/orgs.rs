@@ -45,10 +45,16 @@ pub struct OrgChanges {
 
 /// Applies an admin's change in one statement; the organisation as it now stands.
 pub fn update(conn: &mut DbConn, id: &str, changes: &OrgChanges) -> Result<Org, ApiError> {
+    let nothing = changes.rate_limit_per_minute.is_none()
+        && changes.max_endpoints.is_none()
+        && changes.max_streams.is_none()
+        && changes.retention_events_ms.is_none();
     super::write_txn(conn, |c| {
-        let n = diesel::update(o::organizations.find(id)).set(changes).execute(c)?;
-        if n == 0 {
-            return Err(ApiError::not_found("Organisation"));
+        if !nothing {
+            let n = diesel::update(o::organizations.find(id)).set(changes).execute(c)?;
+            if n == 0 {
+                return Err(ApiError::not_found("Organisation"));
+            }
         }
         find(c, id)?.ok_or_else(|| ApiError::not_found("Organisation"))
     })

@@ -175,6 +175,7 @@ diesel::table! {
         org_id -> Text,
         types -> Nullable<Text>,
         expires_at -> BigInt,
+        api_key_id -> Nullable<Text>,
     }
 }
 

@@ -90,5 +90,19 @@ pub fn check_all(conn: &mut DbConn, cipher: &Cipher, reencrypt: bool) -> Result<
                     .map_err(err)?;
         }
     }
+    // Answers kept for idempotent repeats (a create's or a rotation's holds a secret).
+    use super::schema::idempotency_keys::dsl as i;
+    let answers: Vec<(String, String, Option<String>)> =
+        i::idempotency_keys.select((i::org_id, i::idem_key, i::response_body)).load(conn).map_err(err)?;
+    for (org, key, body) in answers {
+        let Some(body) = body else { continue };
+        if let Some(new) = reseal(cipher, Purpose::StoredAnswer, &body, reencrypt)? {
+            done.rewritten +=
+                diesel::update(i::idempotency_keys.find((&org, &key)).filter(i::response_body.eq(&body)))
+                    .set(i::response_body.eq(new))
+                    .execute(conn)
+                    .map_err(err)?;
+        }
+    }
     Ok(done)
 }

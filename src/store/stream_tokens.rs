@@ -1,8 +1,10 @@
-//! Short-lived stream tokens: stored hashed, bound to an organisation and a type filter.
+//! Short-lived stream tokens: stored hashed, bound to an organisation, a type filter and
+//! the API key that made them (a revoked key's tokens stop working with it).
 
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::schema::api_keys::dsl as k;
 use super::schema::stream_tokens::dsl as t;
 use crate::error::ApiError;
 
@@ -10,6 +12,7 @@ pub fn insert(
     conn: &mut DbConn,
     hash: &str,
     org_id: &str,
+    api_key_id: &str,
     types: Option<&str>,
     expires_at: i64,
 ) -> Result<(), ApiError> {
@@ -17,6 +20,7 @@ pub fn insert(
         .values((
             t::token_hash.eq(hash),
             t::org_id.eq(org_id),
+            t::api_key_id.eq(api_key_id),
             t::types.eq(types),
             t::expires_at.eq(expires_at),
         ))
@@ -27,15 +31,17 @@ pub fn insert(
     Ok(())
 }
 
-/// (organisation, types JSON) of a token that has not expired.
+/// (organisation, types JSON) of a token that has not expired and whose key is not revoked.
 pub fn find_valid(
     conn: &mut DbConn,
     hash: &str,
     now: i64,
 ) -> Result<Option<(String, Option<String>)>, ApiError> {
+    let revoked = k::api_keys.filter(k::revoked_at.is_not_null()).select(k::id.nullable());
     Ok(t::stream_tokens
         .filter(t::token_hash.eq(hash))
         .filter(t::expires_at.gt(now))
+        .filter(t::api_key_id.is_null().or(t::api_key_id.ne_all(revoked)))
         .select((t::org_id, t::types))
         .first(conn)
         .optional()?)

@@ -1301,6 +1301,8 @@ both_backends!(hostile_schemas_are_refused_and_the_server_keeps_serving, |app: T
         ("evil.deep", nest(120)),
         ("evil.loop", nest(3)),
         ("evil.remote", json!({"$ref": "https://example.com/schema.json"})),
+        // The loop hidden where the check does not look for schemas.
+        ("evil.hidden", json!({"$ref": "#/x", "x": {"not": {"$ref": "#/x"}}})),
         ("evil.pattern", json!({"properties": {"a": {"type": "string", "pattern": "(a+)+\\1"}}})),
     ] {
         let r = app.post("/v1/event-types", &key, json!({"name": name, "schema": schema})).await;

@@ -338,6 +338,9 @@ both_backends!(a_revoked_key_and_its_sessions_stop_within_a_second, |app: TestAp
     assert_eq!(app.get("/v1/endpoints", &doomed).await.status, 200);
     let cookie = sign_in(&app, &doomed).await;
     assert_eq!(get_with_cookie(&app, "/v1/sessions", &cookie).await.status, 200);
+    let token = app.post("/v1/stream-tokens", &doomed, json!({})).await;
+    assert_eq!(token.status, 201, "{}", token.text);
+    let token = text(&token.body["token"]);
 
     // Another organisation's key id, or an unknown one, is not found and changes nothing.
     let (_, other) = app.new_org("other", 100_000).await;
@@ -359,6 +362,10 @@ both_backends!(a_revoked_key_and_its_sessions_stop_within_a_second, |app: TestAp
         session_gone.as_millis()
     );
     assert!(key_gone <= PROMPT && session_gone <= PROMPT);
+
+    // Its stream token opens no stream any more.
+    let stream = app.request("GET", &format!("/v1/events/stream?token={token}"), None, None).await;
+    assert_error(&stream, 401, "UNAUTHORIZED");
 
     // It signs in no more, is no longer listed, and the caller's own key still works.
     let again = app.request("POST", "/v1/sessions", None, Some(&json!({"key": doomed}))).await;
@@ -453,6 +460,11 @@ both_backends!(the_admin_sets_an_organisations_quotas, |app: TestApp| async move
     assert_eq!(r.body["max_streams"], 4, "{}", r.text);
     assert_eq!(r.body["rate_limit_per_minute"], 600, "{}", r.text);
     assert_eq!(r.body["retention_events"], "30d", "{}", r.text);
+    // An empty change changes nothing and is no error; a century and more is refused.
+    let r = admin(&app, "PATCH", &path, Some(json!({}))).await;
+    assert_eq!((r.status.as_u16(), r.body["max_endpoints"].clone()), (200, json!(7)), "{}", r.text);
+    let r = admin(&app, "PATCH", &path, Some(json!({"retention_events": "36501d"}))).await;
+    assert_error(&r, 400, "VALIDATION_ERROR");
 
     // A PATCH changes what it names only.
     let r = admin(&app, "PATCH", &path, Some(json!({"max_streams": 9}))).await;

@@ -1,0 +1,1 @@
+ALTER TABLE stream_tokens DROP COLUMN api_key_id;
