@@ -35,7 +35,7 @@ fn standard_signature(secret: &str, id: &str, t: i64, body: &str) -> String {
     format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac))
 }
 
-async fn create_source(app: &TestApp, kind: &str, secret: &str) -> String {
+pub(crate) async fn create_source(app: &TestApp, kind: &str, secret: &str) -> String {
     let r = app
         .post("/v1/sources", &app.default_key, json!({"name": kind, "kind": kind, "secret": secret}))
         .await;
@@ -44,7 +44,7 @@ async fn create_source(app: &TestApp, kind: &str, secret: &str) -> String {
     r.body["id"].as_str().unwrap().to_string()
 }
 
-async fn deliver(app: &TestApp, source: &str, headers: &[(&str, String)], body: &str) -> Reply {
+pub(crate) async fn deliver(app: &TestApp, source: &str, headers: &[(&str, String)], body: &str) -> Reply {
     let mut req = app
         .client
         .post(app.url(&format!("/v1/inbound/{source}")))

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::delivery::{get_ok, ms, only_delivery, publish_type, sleep, text, wait_delivery};
 use crate::helpers::{ADMIN_TOKEN, Reply, TestApp, assert_error, read_reply};
-use crate::inbound::{hmac_sha256, now_s};
+use crate::inbound::{deliver, hmac_sha256, now_s};
 use crate::receiver::{Behaviour, Receiver};
 use crate::{both_backends, both_backends_with};
 
@@ -206,33 +206,15 @@ fn hmac_headers(secret: &str, id: &str, body: &str) -> Vec<(&'static str, String
     ]
 }
 
-async fn create_source(app: &TestApp, name: &str) -> String {
-    let r = app
-        .post(
-            "/v1/sources",
-            &app.default_key,
-            json!({"name": name, "kind": "hmac-sha256", "secret": HMAC_SECRET}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    text(&r.body["id"])
-}
-
-async fn send_inbound(app: &TestApp, source: &str, headers: &[(&str, String)], body: &str) -> Reply {
-    let mut req = app
-        .client
-        .post(app.url(&format!("/v1/inbound/{source}")))
-        .insert_header(("Content-Type", "application/json"));
-    for (k, v) in headers {
-        req = req.insert_header((*k, v.as_str()));
-    }
-    read_reply(req.send_body(body.to_string()).await.expect("request reaches herald")).await
+/// An hmac-sha256 source signed with `HMAC_SECRET`.
+async fn create_source(app: &TestApp) -> String {
+    crate::inbound::create_source(app, "hmac-sha256", HMAC_SECRET).await
 }
 
 /// A correctly signed hmac-sha256 request with provider id `id`.
 async fn send_signed(app: &TestApp, source: &str, id: &str) -> Reply {
     let body = json!({"type": "attack.test", "n": id}).to_string();
-    send_inbound(app, source, &hmac_headers(HMAC_SECRET, id, &body), &body).await
+    deliver(app, source, &hmac_headers(HMAC_SECRET, id, &body), &body).await
 }
 
 /// Every receipt of a source, following `next_cursor`.
@@ -639,15 +621,14 @@ both_backends_with!(
 
 both_backends!(bad_signatures_are_counted_but_not_all_kept, |app: TestApp| async move {
     const BAD: usize = 400;
-    let src = create_source(&app, "under attack").await;
+    let src = create_source(&app).await;
     let started = Instant::now();
     for chunk in (0..BAD).collect::<Vec<_>>().chunks(20) {
         let answers = join_all(chunk.iter().map(|i| {
             let (app, src) = (&app, &src);
             async move {
                 let body = json!({"type": "attack.forged", "n": i}).to_string();
-                send_inbound(app, src, &hmac_headers("not-the-secret", &format!("bad-{i}"), &body), &body)
-                    .await
+                deliver(app, src, &hmac_headers("not-the-secret", &format!("bad-{i}"), &body), &body).await
             }
         }))
         .await;
@@ -688,8 +669,8 @@ both_backends_with!(
         s.inbound.rate_limit_per_minute = 20;
     },
     |app: TestApp| async move {
-        let busy = create_source(&app, "busy").await;
-        let quiet = create_source(&app, "quiet").await;
+        let busy = create_source(&app).await;
+        let quiet = create_source(&app).await;
         let mut statuses = Vec::new();
         for i in 0..30 {
             let r = send_signed(&app, &busy, &format!("busy-{i}")).await;
@@ -793,11 +774,11 @@ both_backends_with!(
         s.retention.interval = Duration::from_millis(200);
     },
     |app: TestApp| async move {
-        let src = create_source(&app, "short memory").await;
+        let src = create_source(&app).await;
         let sent = Instant::now();
         assert_eq!(send_signed(&app, &src, "kept-briefly").await.status, 200);
         let body = json!({"type": "attack.forged"}).to_string();
-        let forged = send_inbound(&app, &src, &hmac_headers("wrong", "forged-1", &body), &body).await;
+        let forged = deliver(&app, &src, &hmac_headers("wrong", "forged-1", &body), &body).await;
         assert_error(&forged, 401, "UNAUTHORIZED");
         assert_eq!(all_receipts(&app, &src).await.len(), 2, "both receipts are there at first");
         loop {
