@@ -16,7 +16,7 @@ use super::ownership::rendezvous;
 use super::registry::Registry;
 use super::{DeliveryContext, dispatches};
 use crate::ids::now_ms;
-use crate::store::deliveries::{self, Claimable};
+use crate::store::deliveries::{self, ClaimScope, Claimable};
 use crate::store::events::NewEvent;
 use crate::store::{endpoints, owners, write_txn};
 
@@ -89,16 +89,9 @@ impl Scheduler {
             engine
                 .db
                 .run(move |conn| {
-                    let now = now_ms();
-                    let mut ids = deliveries::claim_due(
-                        conn,
-                        &lease,
-                        now,
-                        CLAIM_BATCH,
-                        Claimable::Unleased,
-                        &full,
-                        None,
-                    )?;
+                    let (now, scope) = (now_ms(), ClaimScope::AllBut(&full));
+                    let mut ids =
+                        deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased, scope)?;
                     let room = CLAIM_BATCH - ids.len() as i64;
                     if expired && room > 0 {
                         ids.extend(deliveries::claim_due(
@@ -107,13 +100,10 @@ impl Scheduler {
                             now,
                             room,
                             Claimable::Expired,
-                            &full,
-                            None,
+                            scope,
                         )?);
                     }
-                    let claimed = ids.len();
-                    let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
-                    Ok((claimed, dispatches(rows, &for_dispatch)))
+                    Ok((ids.len(), load_dispatches(conn, &ids, &for_dispatch)?))
                 })
                 .await
         };
@@ -275,6 +265,18 @@ impl Scheduler {
     }
 }
 
+/// What the actors need to send the claimed deliveries, grouped by endpoint.
+fn load_dispatches(
+    conn: &mut crate::store::DbConn,
+    ids: &[String],
+    ctx: &DeliveryContext,
+) -> Result<Vec<super::messages::Dispatch>, crate::error::ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(dispatches(deliveries::load_jobs(conn, ids)?, ctx))
+}
+
 impl Actor for Scheduler {
     type Context = Context<Self>;
 
@@ -319,17 +321,10 @@ impl Handler<Refill> for Scheduler {
             engine
                 .db
                 .run(move |conn| {
-                    let ids = deliveries::claim_due(
-                        conn,
-                        &lease,
-                        now_ms(),
-                        msg.rows,
-                        Claimable::Unleased,
-                        &[],
-                        Some(&id),
-                    )?;
-                    let rows = if ids.is_empty() { Vec::new() } else { deliveries::load_jobs(conn, &ids)? };
-                    Ok((ids.len() as i64, dispatches(rows, &for_dispatch)))
+                    let scope = ClaimScope::Only(&id);
+                    let ids =
+                        deliveries::claim_due(conn, &lease, now_ms(), msg.rows, Claimable::Unleased, scope)?;
+                    Ok((ids.len() as i64, load_dispatches(conn, &ids, &for_dispatch)?))
                 })
                 .await
         };

@@ -319,16 +319,28 @@ pub enum Claimable {
 /// Claims up to `limit` due deliveries of active endpoints for `lease.owner`.
 /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so nodes never claim the same row; SQLite has one
 /// writer at a time, which gives the same guarantee.
-/// `full`: endpoints whose actor on this node holds all the payload bytes it may; their
-/// work stays in the store until they have room again.
+/// Whose deliveries a claim takes.
+#[derive(Debug, Clone, Copy)]
+pub enum ClaimScope<'a> {
+    /// Every endpoint but these: their actors on this node hold all the payload bytes they
+    /// may, and their work stays in the store until they have room again.
+    AllBut(&'a [String]),
+    /// One endpoint's refill: in due order, as much as its actor has room for.
+    Only(&'a str),
+}
+
+/// Endpoint ids are generated (`ep_` and a ULID): anything else never goes into SQL.
+fn generated_id(id: &str) -> bool {
+    id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 pub fn claim_due(
     conn: &mut DbConn,
     lease: &Lease,
     now: i64,
     limit: i64,
     which: Claimable,
-    full: &[String],
-    only: Option<&str>,
+    scope: ClaimScope,
 ) -> Result<Vec<String>, ApiError> {
     #[derive(QueryableByName)]
     struct Claimed {
@@ -349,29 +361,23 @@ pub fn claim_due(
         }
         DbConn::Sqlite(_) => "",
     };
-    // Endpoint ids are generated (`ep_` and a ULID): safe to write into the statement.
-    let skipped: Vec<String> = full
-        .iter()
-        .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .map(|id| format!("'{id}'"))
-        .collect();
-    let not_full = if skipped.is_empty() {
-        String::new()
-    } else {
-        format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
-    };
-    let not_full = match only {
-        // One endpoint's refill: in due order, as much as its actor has room for.
-        Some(id) if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
-            format!("AND d.endpoint_id = '{id}'")
+    let scoped = match scope {
+        ClaimScope::AllBut(full) => {
+            let skipped: Vec<String> =
+                full.iter().filter(|id| generated_id(id)).map(|id| format!("'{id}'")).collect();
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
+            }
         }
-        Some(_) => return Ok(Vec::new()),
-        None => not_full,
+        ClaimScope::Only(id) if generated_id(id) => format!("AND d.endpoint_id = '{id}'"),
+        ClaimScope::Only(_) => return Ok(Vec::new()),
     };
     let pick = format!(
         "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
          WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
-         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {not_full} \
+         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} \
          ORDER BY d.next_attempt_at LIMIT $3"
     );
     let update = |pick: &str| {
