@@ -38,8 +38,8 @@ pub struct OrgView {
 impl OrgView {
     fn new(o: Org, settings: &Settings) -> Self {
         Self {
-            max_endpoints: max_endpoints(&o, settings),
-            max_streams: o.max_streams.map_or(settings.limits.max_streams, |n| n as u32),
+            max_endpoints: orgs::quota(o.max_endpoints, settings.limits.max_endpoints),
+            max_streams: orgs::quota(o.max_streams, settings.limits.max_streams),
             retention_events: show_duration(retention_events(&o, settings)),
             id: o.id,
             name: o.name,
@@ -47,11 +47,6 @@ impl OrgView {
             created_at: rfc3339(o.created_at),
         }
     }
-}
-
-/// The organisation's endpoint quota in force.
-pub fn max_endpoints(o: &Org, settings: &Settings) -> u32 {
-    o.max_endpoints.map_or(settings.limits.max_endpoints, |n| n as u32)
 }
 
 /// How long the organisation's finished events are kept.

@@ -104,7 +104,7 @@ pub async fn stream(
             return Err(ApiError::rate_limited(status.retry_after_secs));
         }
     }
-    let max_streams = org.max_streams.map_or(state.settings.limits.max_streams, |n| n.max(0) as u32);
+    let max_streams = orgs::quota(org.max_streams, state.settings.limits.max_streams);
     let resume_after = last_event_id(&req, &query)?;
     let named = match query.get("unnamed").map(String::as_str) {
         None | Some("false") | Some("0") => true,

@@ -95,7 +95,7 @@ pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), 
             .select(super::schema::organizations::dsl::max_endpoints)
             .first(c)
             .optional()?;
-        let max = own.flatten().map_or(default_max, |n| n.max(0) as u32);
+        let max = super::orgs::quota(own.flatten(), default_max);
         let live: i64 = e::endpoints
             .filter(e::org_id.eq(&ep.org_id))
             .filter(e::deleted_at.is_null())

@@ -33,6 +33,12 @@ impl Org {
     }
 }
 
+/// A quota in force: the organisation's own (`max_endpoints`, `max_streams`), or the
+/// setting's.
+pub fn quota(own: Option<i32>, setting: u32) -> u32 {
+    own.map_or(setting, |n| n.max(0) as u32)
+}
+
 /// An admin's change to an organisation: each `Some` column is written.
 #[derive(Debug, Default, AsChangeset)]
 #[diesel(table_name = super::schema::organizations)]
