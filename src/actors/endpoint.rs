@@ -211,10 +211,7 @@ impl EndpointActor {
         }
         // Not when this node has taken the endpoint again meanwhile: its new row stays.
         if retire.give_up && !self.owned_now() {
-            let (db, owner, id) = (self.ctx.db.clone(), self.ctx.node_id.clone(), self.cfg.id.clone());
-            actix::spawn(async move {
-                let _ = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await;
-            });
+            self.ctx.give_up(&self.cfg.id);
         }
         ctx.stop();
     }

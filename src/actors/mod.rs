@@ -146,6 +146,20 @@ impl DeliveryContext {
     pub fn lease_ms(&self) -> i64 {
         self.settings.delivery.lease.as_millis() as i64
     }
+
+    /// Hands an endpoint's ownership back (its actor has finished here), so its next owner
+    /// need not wait for the row to expire. Nothing to do on a single node.
+    pub fn give_up(&self, endpoint_id: &str) {
+        if !self.ownership.cluster() {
+            return;
+        }
+        let (db, owner, id) = (self.db.clone(), self.node_id.clone(), endpoint_id.to_string());
+        actix::spawn(async move {
+            if let Err(e) = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await {
+                log::warn!("could not hand an endpoint back ({}); it lapses with its lease", e.message);
+            }
+        });
+    }
 }
 
 /// Publishers waiting (`?wait=true`) for the first attempt of their deliveries.

@@ -182,12 +182,7 @@ impl Registry {
     fn retire(&mut self, id: &str, give_up: bool) {
         match self.endpoints.remove(id) {
             Some(entry) => entry.addr.do_send(Retire { give_up }),
-            None if give_up && self.ctx.ownership.cluster() => {
-                let (db, owner, id) = (self.ctx.db.clone(), self.ctx.node_id.clone(), id.to_string());
-                actix::spawn(async move {
-                    let _ = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await;
-                });
-            }
+            None if give_up => self.ctx.give_up(id),
             None => {}
         }
         self.count_actors();
