@@ -16,7 +16,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
-const PREFIX: &str = "enc1:";
+/// How every stored value that is encrypted begins.
+pub const PREFIX: &str = "enc1:";
 const KEY_FILE: &str = "herald.key";
 /// The setting named when keys are missing or wrong.
 pub const SETTING: &str = "security.encryption_keys (HERALD_SECURITY__ENCRYPTION_KEYS)";

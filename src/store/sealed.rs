@@ -90,10 +90,15 @@ pub fn check_all(conn: &mut DbConn, cipher: &Cipher, reencrypt: bool) -> Result<
                     .map_err(err)?;
         }
     }
-    // Answers kept for idempotent repeats (a create's or a rotation's holds a secret).
+    // Answers kept for idempotent repeats (a create's or a rotation's holds a secret). There
+    // may be a day's worth of them: at start only the ones still in plaintext are read (the
+    // secrets above already prove the keys), all of them when re-encrypting.
     use super::schema::idempotency_keys::dsl as i;
-    let answers: Vec<(String, String, Option<String>)> =
-        i::idempotency_keys.select((i::org_id, i::idem_key, i::response_body)).load(conn).map_err(err)?;
+    let mut answers = i::idempotency_keys.select((i::org_id, i::idem_key, i::response_body)).into_boxed();
+    if !reencrypt {
+        answers = answers.filter(i::response_body.not_like(format!("{}%", crate::secrets::PREFIX)));
+    }
+    let answers: Vec<(String, String, Option<String>)> = answers.load(conn).map_err(err)?;
     for (org, key, body) in answers {
         let Some(body) = body else { continue };
         if let Some(new) = reseal(cipher, Purpose::StoredAnswer, &body, reencrypt)? {
