@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 
 use crate::delivery::retry::{parse_duration, parse_duration_list};
 use crate::delivery::ssrf::{Cidr, parse_cidr_list};
+use crate::delivery::tls::TrustedCas;
 
 /// Only the defaults are compiled in: an environment file (with, say, a test admin token)
 /// must be on disk where herald runs, never inside every binary.
@@ -79,6 +80,8 @@ pub struct DeliverySettings {
     pub idle_actor_ttl: Duration,
     /// Payload bytes an endpoint actor holds in memory; the rest waits in the store.
     pub queue_bytes: usize,
+    /// Threads endpoint actors run on (signing, TLS and HTTP to subscribers); 0: one per core.
+    pub arbiters: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +93,13 @@ pub struct SecuritySettings {
     pub allow_insecure_urls: bool,
     #[serde(deserialize_with = "cidr_list")]
     pub allowed_networks: Vec<Cidr>,
+    /// A PEM file of CA certificates HTTPS deliveries trust besides the webpki roots; empty
+    /// for none.
+    #[serde(default)]
+    pub trusted_ca_file: String,
+    /// The certificates of `trusted_ca_file`, read when the settings are loaded.
+    #[serde(skip)]
+    pub trusted_cas: TrustedCas,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -212,6 +222,8 @@ impl Settings {
             builder.build().and_then(|c| c.try_deserialize()).map_err(|e| format!("invalid setting: {e}"))?;
         settings.env_name = env_name.map(str::to_string);
         settings.check()?;
+        // Here rather than in `check`: the file is read once, and its certificates kept.
+        settings.security.trusted_cas = TrustedCas::load(&settings.security.trusted_ca_file)?;
         Ok(settings)
     }
 
@@ -278,6 +290,7 @@ mod tests {
         assert_eq!(s.delivery.retry_schedule.len(), 7);
         assert_eq!(s.delivery.retry_schedule[1], Duration::from_secs(300));
         assert!(s.admin_token.is_none());
+        assert!(s.security.trusted_ca_file.is_empty() && s.security.trusted_cas.is_empty());
     }
 
     #[test]

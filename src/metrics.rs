@@ -19,6 +19,9 @@ pub struct Metrics {
     pub attempts_retried: AtomicU64,
     pub open_circuits: AtomicI64,
     pub endpoint_actors: AtomicI64,
+    /// Actors that died and were replaced by their supervisor.
+    pub endpoint_actor_restarts: AtomicU64,
+    pub stream_actor_restarts: AtomicU64,
     pub inbound_rejected: AtomicU64,
     pub inbound_rejected_unrecorded: AtomicU64,
     pub inbound_rate_limited: AtomicU64,
@@ -35,6 +38,7 @@ pub struct Metrics {
     /// Live nodes as the last ownership renewal saw them (1 on a single node).
     pub nodes_alive: AtomicI64,
     pub streams_open: AtomicI64,
+    pub stream_actors: AtomicI64,
     pub stream_events_sent: AtomicU64,
     pub streams_dropped_slow: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
@@ -153,10 +157,25 @@ impl Metrics {
             &[("", self.endpoint_actors.load(Ordering::Relaxed).max(0).to_string())],
         );
         family(
+            "herald_actor_restarts_total",
+            "counter",
+            "Actors that died (a bug) and were replaced by their supervisor, by kind.",
+            &[
+                ("{actor=\"endpoint\"}", get(&self.endpoint_actor_restarts).to_string()),
+                ("{actor=\"stream\"}", get(&self.stream_actor_restarts).to_string()),
+            ],
+        );
+        family(
             "herald_streams_open",
             "gauge",
             "Open Server-Sent Events streams on this node.",
             &[("", self.streams_open.load(Ordering::Relaxed).max(0).to_string())],
+        );
+        family(
+            "herald_stream_actors",
+            "gauge",
+            "Stream actors alive on this node (one per open stream; a cut-off stream's stops at once).",
+            &[("", self.stream_actors.load(Ordering::Relaxed).max(0).to_string())],
         );
         family(
             "herald_stream_events_sent_total",

@@ -43,6 +43,14 @@ impl Application {
         extra_routes: fn(&mut web::ServiceConfig),
     ) -> Result<Self, String> {
         install_crypto_provider();
+        let security = &settings.security;
+        if !security.trusted_cas.is_empty() {
+            log::info!(
+                "HTTPS deliveries also trust {} CA certificate(s) from {}",
+                security.trusted_cas.len(),
+                security.trusted_ca_file
+            );
+        }
         let settings = Arc::new(settings);
         let db = open_database(&settings).await?;
         let cipher = Arc::new(open_secrets(&settings, &db).await?);
@@ -88,14 +96,21 @@ impl Application {
                 .configure(extra_routes)
                 .default_service(web::to(api::not_found))
         })
+        // Streams cut off a client that does not read by shutting its socket down.
+        .on_connect(|conn, data| {
+            use std::os::fd::AsRawFd;
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                data.insert(crate::actors::stream_actor::ConnSocket(tcp.as_raw_fd()));
+            }
+        })
         .listen(listener)
         .map_err(|e| e.to_string())?
         // Signals are handled in `run_until_stopped`, which closes streams before draining.
         .disable_signals()
         // A connection's write buffer starts at 8 KiB; streams hand over at most
-        // `sse_session::MAX_WRITE` at a time, so at this limit it never grows, and thousands
+        // `stream_actor::MAX_WRITE` at a time, so at this limit it never grows, and thousands
         // of open streams stay at their first allocation.
-        .h1_write_buffer_size(crate::actors::sse_session::MAX_WRITE)
+        .h1_write_buffer_size(crate::actors::stream_actor::MAX_WRITE)
         // A client that hangs up ends its request's work at once (an idempotency key it
         // held is released, a `?wait=true` waiter removed) instead of when the answer is
         // finally written to nobody.
@@ -114,12 +129,12 @@ impl Application {
     /// Serves until the server is stopped (SIGINT/SIGTERM, or the handle): stops accepting,
     /// lets answers in progress finish, then writes pending results and releases its claims.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (handle, registry) = (self.server.handle(), self.state.engine.registry.clone());
+        let (handle, hub) = (self.server.handle(), self.state.engine.hub.clone());
         actix_web::rt::spawn(async move {
             shutdown_signal().await;
             log::info!("shutting down: closing streams, finishing answers in progress");
             // Streams never end by themselves; end them first so the server can drain.
-            registry.do_send(crate::actors::registry::CloseStreams);
+            hub.do_send(crate::actors::stream_hub::CloseStreams);
             handle.stop(true).await;
         });
         let result = self.server.await;

@@ -563,6 +563,16 @@ impl Handler<Pump> for EndpointActor {
     }
 }
 
+/// Test builds only: the actor panics, as a bug would.
+#[cfg(feature = "fault-injection")]
+impl Handler<super::messages::Panic> for EndpointActor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::messages::Panic, _: &mut Context<Self>) {
+        panic!("endpoint {}: injected fault", self.cfg.id);
+    }
+}
+
 impl Handler<Stop> for EndpointActor {
     type Result = ();
 

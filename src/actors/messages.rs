@@ -67,3 +67,10 @@ pub struct AttemptSummary {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RefillDone(pub String);
+
+/// Test builds only: the actor that receives it panics, as a bug would, so tests can prove
+/// its supervisor replaces it.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Panic;

@@ -11,7 +11,9 @@ pub mod ownership;
 pub mod publisher;
 pub mod registry;
 pub mod scheduler;
-pub mod sse_session;
+pub mod stream_actor;
+pub mod stream_frames;
+pub mod stream_hub;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -302,7 +304,12 @@ impl Drop for FirstAttempt {
 
 /// After a commit: the new event's deliveries go to their endpoint actors and streams are
 /// woken. `waiting` publishers are registered first, so no outcome can slip past them.
-pub fn announce(ctx: &DeliveryContext, registry: &Addr<registry::Registry>, published: &Published) {
+pub fn announce(
+    ctx: &DeliveryContext,
+    registry: &Addr<registry::Registry>,
+    hub: &Addr<stream_hub::StreamHub>,
+    published: &Published,
+) {
     if let Published::Created { event, deliveries } = published {
         ctx.metrics.events_published.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Only what this node holds; the owners of the rest were woken by the commit.
@@ -314,7 +321,7 @@ pub fn announce(ctx: &DeliveryContext, registry: &Addr<registry::Registry>, publ
         for dispatch in dispatches(rows, ctx) {
             registry.do_send(dispatch);
         }
-        registry.do_send(registry::Committed(event.seq));
+        hub.do_send(stream_hub::Committed(event.seq));
     }
 }
 
@@ -337,6 +344,7 @@ pub fn register_waiters(ctx: &DeliveryContext, published: &Published) -> Vec<Fir
 pub struct Engine {
     pub ctx: Arc<DeliveryContext>,
     pub registry: Addr<registry::Registry>,
+    pub hub: Addr<stream_hub::StreamHub>,
     pub scheduler: Addr<scheduler::Scheduler>,
     pub writer: Addr<writer::ResultWriter>,
     pub publisher: Addr<publisher::Publisher>,
@@ -380,23 +388,24 @@ impl Engine {
         });
         let writer = writer::ResultWriter::new(ctx.clone()).start();
         let writer_addr = writer.clone();
+        let hub = stream_hub::StreamHub::new(ctx.clone(), committed_seq).start();
         let (registry, scheduler) = {
-            let ctx = ctx.clone();
+            let (ctx, hub) = (ctx.clone(), hub.clone());
             let mut scheduler_addr = None;
             let registry = registry::Registry::create(|reg_ctx| {
-                let scheduler = scheduler::Scheduler::new(ctx.clone(), reg_ctx.address()).start();
+                let scheduler = scheduler::Scheduler::new(ctx.clone(), reg_ctx.address(), hub).start();
                 scheduler_addr = Some(scheduler.clone());
                 let refill = scheduler.clone().recipient();
-                registry::Registry::new(ctx, writer, scheduler.recipient(), refill, committed_seq)
+                registry::Registry::new(ctx, writer, scheduler.recipient(), refill)
             });
             (registry, scheduler_addr.expect("scheduler started"))
         };
         if let Ok(url) = crate::store::DatabaseUrl::parse(&settings.database.url)
             && url.backend == crate::store::Backend::Postgres
         {
-            let (registry, scheduler) = (registry.clone(), scheduler.clone());
+            let (registry, scheduler, hub) = (registry.clone(), scheduler.clone(), hub.clone());
             crate::store::notify::spawn_listener(url.target, move |note| match note {
-                Note::Committed(seq) => registry.do_send(registry::Committed(seq)),
+                Note::Committed(seq) => hub.do_send(stream_hub::Committed(seq)),
                 Note::Work => scheduler.do_send(messages::WakeAt(0)),
                 Note::EndpointChanged(id) => {
                     scheduler.do_send(scheduler::RenewOwnership);
@@ -404,9 +413,9 @@ impl Engine {
                 }
             });
         }
-        let publisher = publisher::Publisher::new(ctx.clone(), registry.clone()).start();
+        let publisher = publisher::Publisher::new(ctx.clone(), registry.clone(), hub.clone()).start();
         janitor::Janitor::new(ctx.clone()).start();
-        Self { ctx, registry, scheduler, writer: writer_addr, publisher }
+        Self { ctx, registry, hub, scheduler, writer: writer_addr, publisher }
     }
 
     /// Stores the event and its deliveries (one transaction), then hands them to the actors.
@@ -434,7 +443,7 @@ impl Engine {
 
     /// After a commit: hands a new event's deliveries to the actors and wakes the streams.
     pub fn announce(&self, published: &Published) {
-        announce(&self.ctx, &self.registry, published);
+        announce(&self.ctx, &self.registry, &self.hub, published);
     }
 
     /// Re-queued deliveries: claim them for this node now rather than on the next tick.

@@ -34,13 +34,18 @@ pub struct Publish(pub PublishRequest);
 pub struct Publisher {
     ctx: Arc<DeliveryContext>,
     registry: Addr<Registry>,
+    hub: Addr<super::stream_hub::StreamHub>,
     waiting: VecDeque<PublishRequest>,
     writing: bool,
 }
 
 impl Publisher {
-    pub fn new(ctx: Arc<DeliveryContext>, registry: Addr<Registry>) -> Self {
-        Self { ctx, registry, waiting: VecDeque::new(), writing: false }
+    pub fn new(
+        ctx: Arc<DeliveryContext>,
+        registry: Addr<Registry>,
+        hub: Addr<super::stream_hub::StreamHub>,
+    ) -> Self {
+        Self { ctx, registry, hub, waiting: VecDeque::new(), writing: false }
     }
 
     fn write(&mut self, ctx: &mut Context<Self>) {
@@ -50,7 +55,7 @@ impl Publisher {
         self.writing = true;
         let take = self.waiting.len().min(MAX_BATCH);
         let batch: Vec<PublishRequest> = self.waiting.drain(..take).collect();
-        let (engine, registry) = (self.ctx.clone(), self.registry.clone());
+        let (engine, registry, hub) = (self.ctx.clone(), self.registry.clone(), self.hub.clone());
         // The hand-off to the actors happens here, after the commit, whatever becomes of
         // the requests that asked: committed work is never left claimed and unsent.
         let work = async move {
@@ -65,7 +70,7 @@ impl Publisher {
             for ((wait, reply), outcome) in replies.into_iter().zip(outcomes) {
                 let answer = outcome.map(|p| {
                     let waits = if wait { register_waiters(&engine, &p) } else { Vec::new() };
-                    announce(&engine, &registry, &p);
+                    announce(&engine, &registry, &hub, &p);
                     (p, waits)
                 });
                 let _ = reply.send(answer);

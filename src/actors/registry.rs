@@ -1,38 +1,31 @@
-//! The supervisor: one `EndpointActor` per endpoint with work on this node (in a cluster,
-//! only endpoints this node owns), started on first need, replaced if it died (a panic ends
-//! its task), retired when its endpoint is deleted, disabled or moves to another node,
-//! stopped when idle. Changes made on any node reach the actor: announced by the cluster
-//! listener, and checked against the store's version every second as the safety net.
+//! The endpoint supervisor: one `EndpointActor` per endpoint with work on this node (in a
+//! cluster, only endpoints this node owns), started on first need on one of the delivery
+//! arbiters (by a hash of its id, so sending uses every core), replaced if it died (a panic
+//! ends its task: the Registry notices within a second and hands its work to a new one),
+//! retired when its endpoint is deleted, disabled or moves to another node, stopped when
+//! idle. Changes made on any node reach the actor: announced by the cluster listener, and
+//! checked against the store's version every second as the safety net.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use actix::{Arbiter, ArbiterHandle};
 
 use super::DeliveryContext;
 use super::EndpointSnapshot;
 use super::endpoint::{Configure, EndpointActor, Enqueue, Idle, Pump, Refilled, Retire, Stop};
 use super::messages::{Dispatch, EndpointChanged, EndpointGone, EndpointUpdated, Owned, RefillDone, WakeAt};
-use super::sse_session::{Session, StreamEvent, comment};
 use super::writer::ResultWriter;
 use crate::delivery::sender::build_client;
-use crate::store::events;
 
 pub struct Registry {
     ctx: Arc<DeliveryContext>,
     writer: Addr<ResultWriter>,
     scheduler: Recipient<WakeAt>,
     refill: Recipient<super::scheduler::Refill>,
-    client: Option<awc::Client>,
+    arbiters: Arbiters,
     endpoints: HashMap<String, ActorEntry>,
-    streams: HashMap<u64, Arc<Session>>,
-    /// Every event with seq <= hub_cursor has been fanned out to the open streams.
-    hub_cursor: i64,
-    hub_reading: bool,
-    hub_read_again: bool,
-    /// When the last hub read started, and whether a later one is planned.
-    hub_read_at: std::time::Instant,
-    hub_read_planned: bool,
     /// Shutting down: work handed over now goes back to the store instead of to an actor.
     stopping: bool,
 }
@@ -49,49 +42,11 @@ struct ActorEntry {
 /// How often actors' endpoint versions are compared with the store's.
 const VERSION_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A stream asks for live events (those after the hub cursor H); the answer is the range
-/// it must replay from the store first, if its client missed events up to H, or `Err` when
-/// its organisation already holds `max` open streams on this node.
-#[derive(Message)]
-#[rtype(result = "Result<Option<(i64, i64)>, StreamQuotaReached>")]
-pub struct StreamSubscription {
-    pub session: Arc<Session>,
-    pub max: usize,
-}
-
-/// The organisation holds its `max_streams` open streams already.
-#[derive(Debug)]
-pub struct StreamQuotaReached;
-
 /// The node is shutting down: every endpoint actor drops its queue (its attempts in flight
 /// finish and are written) and no new one starts.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RetireAll;
-
-/// The node is shutting down: every stream ends now (clients reconnect, to another node).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct CloseStreams;
-
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StreamClosed(pub u64);
-
-/// Events up to this seq are committed (published here, or announced by another node).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Committed(pub i64);
-
-/// Streams get events at least this promptly even if a commit signal was lost.
-const HUB_SAFETY_READ: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The hub reads at most once per this much per open stream, and at least every
-/// `HUB_MAX_GAP`: 10,000 streams get their events in 20 ms rounds, 100 in 0.2 ms ones.
-const HUB_GAP_PER_STREAM: std::time::Duration = std::time::Duration::from_micros(2);
-const HUB_MAX_GAP: std::time::Duration = std::time::Duration::from_millis(25);
-/// Events read per hub round.
-const HUB_BATCH: i64 = 1000;
 
 impl Registry {
     pub fn new(
@@ -99,83 +54,16 @@ impl Registry {
         writer: Addr<ResultWriter>,
         scheduler: Recipient<WakeAt>,
         refill: Recipient<super::scheduler::Refill>,
-        hub_cursor: i64,
     ) -> Self {
         Self {
-            ctx,
             writer,
             scheduler,
             refill,
-            client: None,
+            arbiters: Arbiters::start(ctx.settings.delivery.arbiters),
             endpoints: HashMap::new(),
-            streams: HashMap::new(),
-            hub_cursor,
-            hub_reading: false,
-            hub_read_again: false,
-            hub_read_at: std::time::Instant::now(),
-            hub_read_planned: false,
             stopping: false,
+            ctx,
         }
-    }
-
-    /// Reads what committed after the hub cursor, once, and hands it to matching streams.
-    fn read_committed(&mut self, ctx: &mut Context<Self>) {
-        if self.hub_reading {
-            self.hub_read_again = true;
-            return;
-        }
-        if self.hub_read_planned {
-            return;
-        }
-        // With many streams, events that commit close together go out together: one write
-        // per connection instead of one per event, which is what a stream costs the most.
-        let gap = (HUB_GAP_PER_STREAM * self.streams.len() as u32).min(HUB_MAX_GAP);
-        let since = self.hub_read_at.elapsed();
-        if since < gap {
-            self.hub_read_planned = true;
-            ctx.run_later(gap - since, |act, ctx| {
-                act.hub_read_planned = false;
-                act.read_committed(ctx);
-            });
-            return;
-        }
-        self.hub_read_at = std::time::Instant::now();
-        self.hub_reading = true;
-        let (db, after) = (self.ctx.db.clone(), self.hub_cursor);
-        let read = async move { db.run(move |conn| events::committed_after(conn, after, HUB_BATCH)).await };
-        ctx.spawn(read.into_actor(self).map(|result, act, ctx| {
-            act.hub_reading = false;
-            match result {
-                Ok(batch) => {
-                    let full = batch.len() as i64 == HUB_BATCH;
-                    act.hub_cursor = batch.last().map_or(act.hub_cursor, |e| e.seq);
-                    // Only events some open stream's organisation can see are encoded.
-                    let orgs: std::collections::HashSet<&str> =
-                        act.streams.values().map(|s| s.org_id()).collect();
-                    let events: Vec<Arc<StreamEvent>> = batch
-                        .iter()
-                        .filter(|e| orgs.contains(e.org_id.as_str()))
-                        .map(|e| Arc::new(StreamEvent::new(e)))
-                        .collect();
-                    let mut over = Vec::new();
-                    for s in act.streams.values() {
-                        if !s.offer(&events) {
-                            over.push(s.id);
-                        }
-                    }
-                    for id in over {
-                        act.streams.remove(&id);
-                    }
-                    if full || std::mem::take(&mut act.hub_read_again) {
-                        act.read_committed(ctx);
-                    }
-                }
-                Err(e) => {
-                    log::warn!("stream hub could not read events: {}", e.message);
-                    ctx.run_later(std::time::Duration::from_millis(500), |act, ctx| act.read_committed(ctx));
-                }
-            }
-        }));
     }
 
     /// Stops an endpoint's actor (it finishes what is in flight first).
@@ -261,9 +149,97 @@ impl Registry {
         }));
     }
 
-    fn client(&mut self) -> awc::Client {
-        let (policy, timeout) = (self.ctx.policy.clone(), self.ctx.settings.delivery.timeout);
-        self.client.get_or_insert_with(|| build_client(policy, timeout)).clone()
+    /// Notices endpoint actors that died (a panic ends an actor's task) and hands their
+    /// work to new ones at once instead of after the lease: results the dead actor already
+    /// gave the writer are written first, then what it held is released and claimed again,
+    /// which starts its replacement.
+    fn supervise(&mut self) {
+        let dead: Vec<String> =
+            self.endpoints.iter().filter(|(_, e)| !e.addr.connected()).map(|(id, _)| id.clone()).collect();
+        if dead.is_empty() {
+            return;
+        }
+        for id in &dead {
+            self.endpoints.remove(id);
+            log::error!("endpoint actor {id} died; its work goes to a new one");
+            self.ctx.metrics.endpoint_actor_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.count_actors();
+        let (ctx, writer, scheduler) = (self.ctx.clone(), self.writer.clone(), self.scheduler.clone());
+        actix::spawn(async move {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            writer.do_send(super::writer::Drain(tx));
+            let _ = rx.await;
+            let owner = ctx.node_id.clone();
+            let released = ctx
+                .db
+                .run(move |conn| {
+                    let mut n = 0;
+                    for id in &dead {
+                        n += crate::store::deliveries::release_endpoint(conn, &owner, id)?;
+                    }
+                    Ok(n)
+                })
+                .await;
+            match released {
+                Ok(n) => log::info!("released {n} deliveries held by endpoint actors that died"),
+                Err(e) => log::warn!(
+                    "could not release a dead actor's work ({}); it lapses with its lease",
+                    e.message
+                ),
+            }
+            scheduler.do_send(WakeAt(0));
+        });
+    }
+
+    /// Starts an endpoint's actor on its arbiter.
+    fn start_actor(&self, endpoint: Arc<EndpointSnapshot>, registry: Recipient<Idle>) -> Addr<EndpointActor> {
+        let (ctx, writer, scheduler, refill) =
+            (self.ctx.clone(), self.writer.clone(), self.scheduler.clone(), self.refill.clone());
+        let arbiter = self.arbiters.for_endpoint(&endpoint.id);
+        EndpointActor::start_in_arbiter(&arbiter, move |_| {
+            let client = thread_client(&ctx);
+            EndpointActor::new(ctx, client, endpoint, writer, scheduler, refill, registry)
+        })
+    }
+}
+
+thread_local! {
+    /// One delivery client (and connection pool) per arbiter thread: awc clients are not
+    /// `Send`, and a thread's actors share its connections.
+    static CLIENT: std::cell::RefCell<Option<awc::Client>> = const { std::cell::RefCell::new(None) };
+}
+
+fn thread_client(ctx: &DeliveryContext) -> awc::Client {
+    CLIENT.with(|c| {
+        c.borrow_mut().get_or_insert_with(|| build_client(ctx.policy.clone(), &ctx.settings)).clone()
+    })
+}
+
+/// The threads endpoint actors run on, stopped with the Registry.
+struct Arbiters(Vec<Arbiter>);
+
+impl Arbiters {
+    /// `n` arbiters; 0: one per core.
+    fn start(n: usize) -> Self {
+        let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+        Self((0..n).map(|_| Arbiter::new()).collect())
+    }
+
+    /// An endpoint's actor always starts on the same arbiter (a hash of its id).
+    fn for_endpoint(&self, id: &str) -> ArbiterHandle {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        id.hash(&mut h);
+        self.0[(h.finish() % self.0.len() as u64) as usize].handle()
+    }
+}
+
+impl Drop for Arbiters {
+    fn drop(&mut self) {
+        for arbiter in &self.0 {
+            arbiter.stop();
+        }
     }
 }
 
@@ -271,28 +247,11 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // Actors of deleted endpoints go when their work is done; forget dead addresses.
-        // A dead actor (a panic ends its task) leaves claims behind that nobody renews:
-        // they are claimable again once their lease runs out.
-        ctx.run_interval(std::time::Duration::from_secs(30), |act, _| {
-            act.endpoints.retain(|_, entry| entry.addr.connected());
-            act.count_actors();
-        });
-        // The safety net under endpoint-change announcements (from other nodes, or a change
-        // that overtook the work it applies to).
-        ctx.run_interval(VERSION_CHECK, |act, ctx| act.check_versions(ctx));
-        // One timer for every stream's keep-alive comment; a write to a closed connection
-        // ends its body, which takes the stream off the hub.
-        let keep_alive = self.ctx.settings.sse.keep_alive;
-        ctx.run_interval(keep_alive, |act, _| {
-            let frame = comment("keep-alive");
-            act.streams.retain(|_, s| s.comment(&frame));
-        });
-        // The safety net under commit signals and cluster notifications.
-        ctx.run_interval(HUB_SAFETY_READ, |act, ctx| {
-            if !act.streams.is_empty() {
-                act.read_committed(ctx);
-            }
+        // Actors that died, and (the safety net under endpoint-change announcements from
+        // other nodes, or a change that overtook the work it applies to) stale settings.
+        ctx.run_interval(VERSION_CHECK, |act, ctx| {
+            act.supervise();
+            act.check_versions(ctx);
         });
     }
 }
@@ -323,17 +282,9 @@ impl Handler<Dispatch> for Registry {
                 // What it held is renewed by nobody now: claimable again after its lease.
                 log::error!("endpoint actor {id} died; starting a new one");
             }
-            let actor = EndpointActor::new(
-                self.ctx.clone(),
-                self.client(),
-                msg.endpoint.clone(),
-                self.writer.clone(),
-                self.scheduler.clone(),
-                self.refill.clone(),
-                ctx.address().recipient(),
-            );
             let version = msg.endpoint.version;
-            self.endpoints.insert(id.clone(), ActorEntry { addr: actor.start(), sent: 0, version });
+            let addr = self.start_actor(msg.endpoint.clone(), ctx.address().recipient());
+            self.endpoints.insert(id.clone(), ActorEntry { addr, sent: 0, version });
             self.count_actors();
         }
         if let Some(entry) = self.endpoints.get_mut(&id) {
@@ -418,48 +369,6 @@ impl Handler<EndpointGone> for Registry {
     }
 }
 
-impl Handler<StreamSubscription> for Registry {
-    type Result = Result<Option<(i64, i64)>, StreamQuotaReached>;
-
-    fn handle(&mut self, msg: StreamSubscription, _: &mut Context<Self>) -> Self::Result {
-        let org = msg.session.org_id();
-        if self.streams.values().filter(|s| s.org_id() == org).count() >= msg.max {
-            msg.session.end(None);
-            return Err(StreamQuotaReached);
-        }
-        let replay = msg.session.subscribed(self.hub_cursor);
-        self.streams.insert(msg.session.id, msg.session);
-        Ok(replay)
-    }
-}
-
-impl Handler<StreamClosed> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: StreamClosed, _: &mut Context<Self>) {
-        self.streams.remove(&msg.0);
-    }
-}
-
-impl Handler<Committed> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: Committed, ctx: &mut Context<Self>) {
-        if msg.0 <= self.hub_cursor {
-            return;
-        }
-        if self.streams.is_empty() {
-            // Commits are in seq order, so everything up to here is committed: nobody
-            // listens, nothing to read.
-            if !self.hub_reading {
-                self.hub_cursor = msg.0;
-            }
-            return;
-        }
-        self.read_committed(ctx);
-    }
-}
-
 impl Handler<RetireAll> for Registry {
     type Result = ();
 
@@ -472,13 +381,17 @@ impl Handler<RetireAll> for Registry {
     }
 }
 
-impl Handler<CloseStreams> for Registry {
-    type Result = ();
+/// Test builds only: an endpoint's actor panics, as a bug would.
+#[cfg(feature = "fault-injection")]
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct PanicEndpoint(pub String);
 
-    fn handle(&mut self, _: CloseStreams, _: &mut Context<Self>) {
-        let last = comment("server shutting down; reconnect");
-        for (_, s) in self.streams.drain() {
-            s.end(Some(last.clone()));
-        }
+#[cfg(feature = "fault-injection")]
+impl Handler<PanicEndpoint> for Registry {
+    type Result = bool;
+
+    fn handle(&mut self, msg: PanicEndpoint, _: &mut Context<Self>) -> bool {
+        self.endpoints.get(&msg.0).map(|e| e.addr.do_send(super::messages::Panic)).is_some()
     }
 }

@@ -27,6 +27,8 @@ const CLAIM_BATCH: i64 = 500;
 pub struct Scheduler {
     ctx: Arc<DeliveryContext>,
     registry: Addr<Registry>,
+    /// Told of events a replay re-published.
+    hub: Addr<super::stream_hub::StreamHub>,
     claiming: bool,
     claim_again: bool,
     /// When claims last looked at lapsed leases too.
@@ -51,10 +53,15 @@ pub struct StopWork;
 pub struct RenewOwnership;
 
 impl Scheduler {
-    pub fn new(ctx: Arc<DeliveryContext>, registry: Addr<Registry>) -> Self {
+    pub fn new(
+        ctx: Arc<DeliveryContext>,
+        registry: Addr<Registry>,
+        hub: Addr<super::stream_hub::StreamHub>,
+    ) -> Self {
         Self {
             ctx,
             registry,
+            hub,
             claiming: false,
             claim_again: false,
             expired_checked: None,
@@ -257,7 +264,7 @@ impl Scheduler {
                 for (ep, published) in disabled {
                     log::warn!("endpoint {} disabled: no success since {:?}", ep.id, ep.failing_since);
                     act.registry.do_send(super::messages::EndpointGone(ep.id.clone()));
-                    super::announce(&act.ctx, &act.registry, &published);
+                    super::announce(&act.ctx, &act.registry, &act.hub, &published);
                 }
             }
             Err(e) => log::warn!("checking failing endpoints failed: {}", e.message),

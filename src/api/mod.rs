@@ -8,6 +8,8 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod event_types;
 pub mod events;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod health;
 pub mod idempotency;
 pub mod inbound;
@@ -124,6 +126,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
         cfg.service(resource.default_service(web::to(method_not_allowed)));
     }
+    #[cfg(feature = "fault-injection")]
+    faults::configure(cfg);
 }
 
 /// A time given by a client (RFC 3339 or a date) as unix ms, or a validation error naming

@@ -1,8 +1,9 @@
-//! `GET /v1/events/stream`: Server-Sent Events, one `Session` per connection, registered
-//! with the Registry's hub.
+//! `GET /v1/events/stream`: Server-Sent Events, one `StreamActor` per connection, started
+//! by the `StreamHub` on the worker thread that serves the connection.
 //! `POST /v1/stream-tokens`: short-lived tokens for clients that cannot send headers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::ContentEncoding;
@@ -10,8 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::actors::registry::StreamSubscription;
-use crate::actors::sse_session::{Session, SessionBody, comment};
+use crate::actors::stream_actor::{ConnSocket, Outbox, StreamBody, StreamSpec};
+use crate::actors::stream_frames::comment;
+use crate::actors::stream_hub::Subscribe;
 use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
@@ -118,23 +120,29 @@ pub async fn stream(
             org.purged_through_seq
         ))
     });
-    let retry_hint = format!("retry: {}\n\n", RETRY_HINT.as_millis()).into();
-    let session = Session::new(state.engine.ctx.clone(), org_id, types, named, resume_after, retry_hint);
+    let retry_hint = format!("retry: {}\n\n", RETRY_HINT.as_millis());
+    let sse = &state.settings.sse;
+    let socket = req.conn_data::<ConnSocket>().copied();
+    let outbox = Outbox::new(sse.mailbox, sse.mailbox_bytes, retry_hint.as_bytes(), socket);
     if let Some(note) = purged_note {
-        session.comment(&note);
+        outbox.comment(&note);
     }
-    let registry = state.engine.registry.clone();
-    let body = SessionBody::new(session.clone(), registry.clone());
-    let subscription = StreamSubscription { session: session.clone(), max: max_streams as usize };
-    let replay = registry.send(subscription).await.map_err(|_| ApiError::unavailable())?.map_err(|_| {
+    let spec = Arc::new(StreamSpec::new(org_id, types, named));
+    let engine = &state.engine;
+    let body = StreamBody::new(outbox.clone(), spec.id, engine.hub.clone(), engine.ctx.clone());
+    let subscribe = Subscribe {
+        spec,
+        outbox,
+        arbiter: actix::Arbiter::current(),
+        resume_after,
+        max: max_streams as usize,
+    };
+    engine.hub.send(subscribe).await.map_err(|_| ApiError::unavailable())?.map_err(|_| {
         ApiError::rate_limited_because(
             format!("This organisation holds its max_streams ({max_streams}) open streams already"),
             1,
         )
     })?;
-    if let Some((after, until)) = replay {
-        actix_web::rt::spawn(session.replay(after, until));
-    }
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(ContentEncoding::Identity)

@@ -19,6 +19,8 @@ mod report;
 mod scenarios;
 #[path = "herald_bench/sse.rs"]
 mod sse;
+#[path = "herald_bench/tls.rs"]
+mod tls;
 #[path = "herald_bench/util.rs"]
 mod util;
 
@@ -73,8 +75,8 @@ fn run(opts: Options) -> Result<bool, String> {
             binary.display()
         ));
     }
-    let receiver =
-        Receiver::start(opts.receiver_workers).map_err(|e| format!("cannot start the receiver: {e}"))?;
+    let receiver = Receiver::start(opts.receiver_workers, opts.tls)
+        .map_err(|e| format!("cannot start the receiver: {e}"))?;
     let (header, machine) = header(&opts, &binary, fd_limit, &started_at);
     println!("{header}");
 
@@ -89,7 +91,13 @@ fn run(opts: Options) -> Result<bool, String> {
         Scenario::Limit => runs.push((Scenario::Limit, None)),
         scenario => runs.extend(opts.backends.iter().map(|b| (scenario, Some(*b)))),
     }
-    let launch = Launch { binary, pg_admin_url: opts.pg_url.clone(), extra_env: opts.env.clone(), fd_limit };
+    let launch = Launch {
+        binary,
+        pg_admin_url: opts.pg_url.clone(),
+        extra_env: opts.env.clone(),
+        fd_limit,
+        tls: opts.tls,
+    };
     let ctx = Ctx { opts, launch, receiver, fd_limit };
     let mut results: Vec<_> = runs.iter().map(|(s, b)| scenarios::run(&ctx, *s, *b)).collect();
     scenarios::add_ratios(&mut results);
@@ -180,6 +188,7 @@ fn header(opts: &Options, binary: &Path, fd_limit: u64, started_at: &str) -> (St
         "client": client,
         "threads": opts.threads,
         "receiver_workers": opts.receiver_workers,
+        "tls": opts.tls,
         "timeout_s": opts.timeout.as_secs_f64(),
         "extra_env": opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     });
@@ -193,13 +202,14 @@ fn header(opts: &Options, binary: &Path, fd_limit: u64, started_at: &str) -> (St
         started_at,
     );
     text.push_str(&format!(
-        "herald binary {} (built {})  load average {}\nclient {client}, {} generator thread(s), {} receiver worker(s), {} s limit per scenario",
+        "herald binary {} (built {})  load average {}\nclient {client}, {} generator thread(s), {} receiver worker(s), {} s limit per scenario\nwebhooks over {}",
         binary.display(),
         built.map(rfc3339).unwrap_or_else(|| "?".into()),
         util::load_average(),
         opts.threads,
         opts.receiver_workers,
         opts.timeout.as_secs_f64(),
+        if opts.tls { "HTTPS (--tls; limit stays on HTTP)" } else { "HTTP" },
     ));
     if let Some(path) = stale {
         text.push_str(&format!(

@@ -1,5 +1,5 @@
 //! Delivery rules: signing, retries, the circuit breaker, the SSRF guard, the envelope and
-//! one HTTP attempt. Pure logic apart from `sender`; the actors put them to work.
+//! one HTTP attempt. Pure logic apart from `sender` and `tls`; the actors put them to work.
 
 pub mod circuit;
 pub mod envelope;
@@ -7,3 +7,4 @@ pub mod retry;
 pub mod sender;
 pub mod signing;
 pub mod ssrf;
+pub mod tls;

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 
 use super::ssrf::UrlPolicy;
+use crate::config::Settings;
 
 const RESPONSE_KEEP: usize = 1024;
 
@@ -55,11 +56,18 @@ impl Resolve for GuardedResolver {
 }
 
 /// A client for webhook delivery: guarded resolver, no redirects, no connection cap (each
-/// endpoint actor enforces its own in-flight limit).
-pub fn build_client(policy: Arc<UrlPolicy>, timeout: Duration) -> awc::Client {
+/// endpoint actor enforces its own in-flight limit), `delivery.timeout`. HTTPS trusts the
+/// webpki roots and the CAs of `security.trusted_ca_file`.
+pub fn build_client(policy: Arc<UrlPolicy>, settings: &Settings) -> awc::Client {
+    let timeout = settings.delivery.timeout;
     let tcp = actix_tls::connect::Connector::new(Resolver::custom(GuardedResolver { policy })).service();
-    let connector =
+    let mut connector =
         awc::Connector::new().connector(tcp).timeout(timeout.min(Duration::from_secs(10))).limit(0);
+    // Without extra CAs, awc's own default stays in use: exactly what herald always trusted.
+    let trusted = &settings.security.trusted_cas;
+    if !trusted.is_empty() {
+        connector = connector.rustls_0_23(Arc::new(trusted.client_config()));
+    }
     awc::Client::builder()
         .connector(connector)
         .timeout(timeout)

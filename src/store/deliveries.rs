@@ -468,11 +468,21 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
 
 /// Gives back every claim this node holds (graceful shutdown).
 pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, ApiError> {
-    let held: Vec<String> = d::deliveries
-        .filter(d::lease_owner.eq(owner))
-        .filter(d::status.eq("pending"))
-        .select(d::id)
-        .load(conn)?;
+    release_held(conn, owner, None)
+}
+
+/// Gives back the claims this node holds for one endpoint (its actor died).
+pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, ApiError> {
+    release_held(conn, owner, Some(endpoint_id))
+}
+
+fn release_held(conn: &mut DbConn, owner: &str, endpoint_id: Option<&str>) -> Result<usize, ApiError> {
+    let mut query =
+        d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")).into_boxed();
+    if let Some(id) = endpoint_id {
+        query = query.filter(d::endpoint_id.eq(id));
+    }
+    let held: Vec<String> = query.select(d::id).load(conn)?;
     release_ids(conn, owner, &held)
 }
 

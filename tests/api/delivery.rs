@@ -56,7 +56,7 @@ async fn create_endpoint(app: &TestApp, key: &str, body: Value) -> Value {
 }
 
 /// An endpoint for `events` pointing at `receiver` (path `/hook`); its id.
-async fn subscribe(app: &TestApp, key: &str, receiver: &Receiver, events: Value) -> String {
+pub(crate) async fn subscribe(app: &TestApp, key: &str, receiver: &Receiver, events: Value) -> String {
     let ep = create_endpoint(app, key, json!({"url": receiver.url("/hook"), "events": events})).await;
     text(&ep["id"])
 }

@@ -18,4 +18,5 @@ mod sessions;
 mod shutdown;
 mod sse_client;
 mod stream;
+mod supervision;
 mod tenant;

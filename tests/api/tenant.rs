@@ -236,7 +236,7 @@ async fn all_receipts(app: &TestApp, source: &str) -> Vec<Value> {
     panic!("receipts of {source}: more than 100 pages");
 }
 
-async fn metrics_text(app: &TestApp) -> String {
+pub(crate) async fn metrics_text(app: &TestApp) -> String {
     let m = app.request("GET", "/metrics", None, None).await;
     assert_eq!(m.status, 200, "GET /metrics: {}", m.text);
     m.text
@@ -244,7 +244,7 @@ async fn metrics_text(app: &TestApp) -> String {
 
 /// The sum of a metric's samples over its label sets (only those whose labels contain
 /// `label`, when given); None when the metric has no sample at all.
-fn metric_sum(metrics: &str, name: &str, label: Option<&str>) -> Option<f64> {
+pub(crate) fn metric_sum(metrics: &str, name: &str, label: Option<&str>) -> Option<f64> {
     let mut sum = None;
     for line in metrics.lines() {
         let Some(rest) = line.strip_prefix(name) else { continue };

@@ -45,6 +45,9 @@ options:
   --client raw|awc      the load generator's HTTP client (default raw)
   --threads T           load generator and SSE client threads (default 1)
   --receiver-workers W  webhook receiver threads (default 1)
+  --tls                 webhooks over HTTPS: the receiver serves a built-in test certificate
+                        and herald trusts its CA (security.trusted_ca_file); e2e, latency,
+                        fanout. limit still uses plain HTTP (the load generator has no TLS)
   --herald PATH         herald binary (default: next to this program)
   --env KEY=VALUE       extra environment for herald, repeatable (HERALD_DATABASE__POOL_SIZE=8)
 
@@ -109,6 +112,8 @@ pub struct Options {
     pub receiver_workers: usize,
     pub herald: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// The receiver answers webhooks over HTTPS.
+    pub tls: bool,
 }
 
 pub enum Command {
@@ -148,6 +153,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         receiver_workers: 1,
         herald: None,
         env: Vec::new(),
+        tls: false,
     };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -162,6 +168,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                 return Err(format!("one scenario at a time (got {arg:?} too)"));
             }
             scenario = Some(Scenario::parse(&flag).ok_or_else(|| format!("unknown scenario {flag:?}"))?);
+            continue;
+        }
+        // The one flag without a value.
+        if flag == "--tls" {
+            if inline.is_some() {
+                return Err("--tls takes no value".into());
+            }
+            o.tls = true;
             continue;
         }
         let value = match inline {
@@ -232,5 +246,15 @@ mod tests {
         assert!(run(&["e2e", "-n", "0"]).is_err());
         assert!(run(&["nope"]).is_err());
         assert_eq!(run(&["all"]).unwrap().backends.len(), 2);
+    }
+
+    #[test]
+    fn tls_is_a_flag_without_value() {
+        assert!(!run(&["fanout"]).unwrap().tls);
+        let o = run(&["fanout", "--tls", "--endpoints", "5"]).unwrap();
+        assert!(o.tls);
+        assert_eq!(o.endpoints, Some(5));
+        assert!(run(&["e2e", "--tls"]).unwrap().tls);
+        assert!(run(&["e2e", "--tls=yes"]).is_err());
     }
 }

@@ -45,6 +45,8 @@ pub struct Launch {
     /// `KEY=VALUE` given with `--env`, over the bench's own settings.
     pub extra_env: Vec<(String, String)>,
     pub fd_limit: u64,
+    /// `--tls`: herald trusts the receiver's CA.
+    pub tls: bool,
 }
 
 /// What herald's log said (RUST_LOG=warn, so only warnings and errors).
@@ -213,6 +215,9 @@ impl Herald {
         ];
         for (name, value) in settings {
             cmd.env(name, value);
+        }
+        if launch.tls {
+            cmd.env("HERALD_SECURITY__TRUSTED_CA_FILE", crate::tls::write_ca(&self.workdir)?);
         }
         for (name, value) in &launch.extra_env {
             cmd.env(name, value);

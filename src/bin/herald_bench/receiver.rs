@@ -1,6 +1,8 @@
 //! The webhook receiver: an actix-web server on its own worker threads that answers 204 at
 //! once and records, per delivery, when it arrived and which (endpoint, event) it was, so
-//! the bench can count deliveries, duplicates and publish-to-receive latency.
+//! the bench can count deliveries, duplicates and publish-to-receive latency. With `--tls`
+//! it also listens for HTTPS, where the endpoints point; the plain port stays for `limit`,
+//! whose load generator speaks no TLS.
 
 use std::io;
 use std::net::SocketAddr;
@@ -110,32 +112,48 @@ async fn hook(recorder: web::Data<Recorder>, endpoint: web::Path<usize>, body: w
 }
 
 pub struct Receiver {
+    /// Plain HTTP.
     pub addr: SocketAddr,
+    /// HTTPS, with `--tls`.
+    pub tls_addr: Option<SocketAddr>,
     pub recorder: Arc<Recorder>,
     handle: ServerHandle,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
-    /// Listens on 127.0.0.1 (a free port) with its own `workers` threads; `POST /hook/{n}`
-    /// is endpoint number n.
-    pub fn start(workers: usize) -> io::Result<Self> {
+    /// Listens on 127.0.0.1 (a free port, and another for HTTPS when `tls`) with its own
+    /// `workers` threads; `POST /hook/{n}` is endpoint number n.
+    pub fn start(workers: usize, tls: bool) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
+        let secure = if tls {
+            let config = crate::tls::server_config().map_err(io::Error::other)?;
+            Some((std::net::TcpListener::bind("127.0.0.1:0")?, config))
+        } else {
+            None
+        };
+        let tls_addr = match &secure {
+            Some((listener, _)) => Some(listener.local_addr()?),
+            None => None,
+        };
         let recorder = Arc::new(Recorder::default());
         let data = web::Data::from(recorder.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new().name("bench-receiver".into()).spawn(move || {
             let served = actix_web::rt::System::new().block_on(async move {
-                let server = HttpServer::new(move || {
+                let mut server = HttpServer::new(move || {
                     App::new().app_data(data.clone()).route("/hook/{endpoint}", web::post().to(hook))
                 })
                 .workers(workers.max(1))
                 .backlog(4096)
                 .keep_alive(Duration::from_secs(120))
                 .disable_signals()
-                .listen(listener)?
-                .run();
+                .listen(listener)?;
+                if let Some((listener, config)) = secure {
+                    server = server.listen_rustls_0_23(listener, config)?;
+                }
+                let server = server.run();
                 let _ = tx.send(server.handle());
                 server.await
             });
@@ -144,11 +162,15 @@ impl Receiver {
             }
         })?;
         let handle = rx.recv().map_err(|_| io::Error::other("the receiver did not start"))?;
-        Ok(Self { addr, recorder, handle, thread: Some(thread) })
+        Ok(Self { addr, tls_addr, recorder, handle, thread: Some(thread) })
     }
 
+    /// Endpoint n's URL: HTTPS with `--tls`.
     pub fn url(&self, endpoint: usize) -> String {
-        format!("http://{}/hook/{endpoint}", self.addr)
+        match self.tls_addr {
+            Some(addr) => format!("https://{addr}/hook/{endpoint}"),
+            None => format!("http://{}/hook/{endpoint}", self.addr),
+        }
     }
 
     pub fn stop(mut self) {

@@ -407,6 +407,9 @@ fn limit(ctx: &Ctx, r: &mut ScenarioResult) -> Result<(), String> {
     recorder.reset(1, n as usize);
     r.count("requests", "requests to the receiver", n);
     r.count("concurrency", "requests in flight", c as u64);
+    if ctx.opts.tls {
+        r.note("over plain HTTP: --tls is for herald's deliveries, and this load generator has no TLS");
+    }
     let before = Usage::read(None);
     let out = load::run(Plan {
         addr: ctx.receiver.addr,
