@@ -91,6 +91,8 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(from_fn(api::idempotency::guard))
+                .wrap(api::middleware::panic_reporter())
+                .wrap(actix_web_lab::middleware::CatchPanic::default())
                 .wrap(from_fn(api::middleware::outer))
                 .configure(api::configure)
                 .configure(extra_routes)

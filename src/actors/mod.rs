@@ -344,7 +344,7 @@ pub fn register_waiters(ctx: &DeliveryContext, published: &Published) -> Vec<Fir
 pub struct Engine {
     pub ctx: Arc<DeliveryContext>,
     pub registry: Addr<registry::Registry>,
-    pub hub: Addr<stream_hub::StreamHub>,
+    pub hub: stream_actor::HubLink,
     pub scheduler: Addr<scheduler::Scheduler>,
     pub writer: Addr<writer::ResultWriter>,
     pub publisher: Addr<publisher::Publisher>,
@@ -388,9 +388,9 @@ impl Engine {
         });
         let writer = writer::ResultWriter::new(ctx.clone()).start();
         let writer_addr = writer.clone();
-        let hub = stream_hub::StreamHub::new(ctx.clone(), committed_seq).start();
+        let hub = stream_hub::StreamHub::launch(ctx.clone(), committed_seq);
         let (registry, scheduler) = {
-            let (ctx, hub) = (ctx.clone(), hub.clone());
+            let (ctx, hub) = (ctx.clone(), (*hub).clone());
             let mut scheduler_addr = None;
             let registry = registry::Registry::create(|reg_ctx| {
                 let scheduler = scheduler::Scheduler::new(ctx.clone(), reg_ctx.address(), hub).start();
@@ -403,7 +403,7 @@ impl Engine {
         if let Ok(url) = crate::store::DatabaseUrl::parse(&settings.database.url)
             && url.backend == crate::store::Backend::Postgres
         {
-            let (registry, scheduler, hub) = (registry.clone(), scheduler.clone(), hub.clone());
+            let (registry, scheduler, hub) = (registry.clone(), scheduler.clone(), (*hub).clone());
             crate::store::notify::spawn_listener(url.target, move |note| match note {
                 Note::Committed(seq) => hub.do_send(stream_hub::Committed(seq)),
                 Note::Work => scheduler.do_send(messages::WakeAt(0)),
@@ -413,7 +413,7 @@ impl Engine {
                 }
             });
         }
-        let publisher = publisher::Publisher::new(ctx.clone(), registry.clone(), hub.clone()).start();
+        let publisher = publisher::Publisher::new(ctx.clone(), registry.clone(), (*hub).clone()).start();
         janitor::Janitor::new(ctx.clone()).start();
         Self { ctx, registry, hub, scheduler, writer: writer_addr, publisher }
     }

@@ -272,12 +272,16 @@ fn wake(s: &mut OutState) {
 pub struct StreamBody {
     outbox: Arc<Outbox>,
     id: u64,
-    hub: Addr<StreamHub>,
+    hub: HubLink,
     ctx: Arc<DeliveryContext>,
 }
 
+/// The hub's address, shared by every stream's body and actor (an `Addr` of its own costs
+/// each of them two allocations).
+pub type HubLink = Arc<Addr<StreamHub>>;
+
 impl StreamBody {
-    pub fn new(outbox: Arc<Outbox>, id: u64, hub: Addr<StreamHub>, ctx: Arc<DeliveryContext>) -> Self {
+    pub fn new(outbox: Arc<Outbox>, id: u64, hub: HubLink, ctx: Arc<DeliveryContext>) -> Self {
         ctx.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
         Self { outbox, id, hub, ctx }
     }
@@ -341,7 +345,7 @@ pub struct StreamActor {
     spec: Arc<StreamSpec>,
     outbox: Arc<Outbox>,
     ctx: Arc<DeliveryContext>,
-    hub: Addr<StreamHub>,
+    hub: HubLink,
     /// The store range (after, until] to send before any live event.
     replay: Option<(i64, i64)>,
     /// Live events that arrived while the replay runs (`Some` until it is done), and their
@@ -360,7 +364,7 @@ impl StreamActor {
         spec: Arc<StreamSpec>,
         outbox: Arc<Outbox>,
         ctx: Arc<DeliveryContext>,
-        hub: Addr<StreamHub>,
+        hub: HubLink,
         resume_after: Option<i64>,
         hub_cursor: i64,
     ) -> Self {

@@ -16,8 +16,8 @@ use actix::prelude::*;
 use actix_web::web::Bytes;
 
 use super::DeliveryContext;
-use super::stream_actor::{End, Frames, KeepAlive, Outbox, StreamActor, StreamSpec, Trip};
-use super::stream_frames::{StreamEvent, comment};
+use super::stream_actor::{End, Frames, HubLink, KeepAlive, Outbox, StreamActor, StreamSpec, Trip};
+use super::stream_frames::{StreamEvent, comment, filter_matches};
 use crate::store::events;
 
 /// Streams get events at least this promptly even if a commit signal was lost; also how
@@ -32,9 +32,9 @@ const HUB_BATCH: i64 = 1000;
 
 pub struct StreamHub {
     ctx: Arc<DeliveryContext>,
-    streams: HashMap<u64, Entry>,
-    /// Open streams per organisation (its `max_streams` quota holds per node).
-    per_org: HashMap<String, usize>,
+    /// Its own address, as its streams hold it.
+    link: HubLink,
+    streams: Streams,
     /// Every event with seq <= cursor has been handed to the stream actors.
     cursor: i64,
     reading: bool,
@@ -102,12 +102,23 @@ pub struct Committed(pub i64);
 pub struct PanicStreams(pub String);
 
 impl StreamHub {
-    /// `cursor`: the highest committed seq at start, where live streams begin.
-    pub fn new(ctx: Arc<DeliveryContext>, cursor: i64) -> Self {
+    /// Starts the hub; `cursor`: the highest committed seq at start, where live streams
+    /// begin. Answers the link its streams share.
+    pub fn launch(ctx: Arc<DeliveryContext>, cursor: i64) -> HubLink {
+        let mut link = None;
+        Self::create(|hub| {
+            let me = Arc::new(hub.address());
+            link = Some(me.clone());
+            Self::new(ctx, cursor, me)
+        });
+        link.expect("the hub started")
+    }
+
+    fn new(ctx: Arc<DeliveryContext>, cursor: i64, link: HubLink) -> Self {
         Self {
             ctx,
-            streams: HashMap::new(),
-            per_org: HashMap::new(),
+            link,
+            streams: Streams::default(),
             cursor,
             reading: false,
             read_again: false,
@@ -124,46 +135,38 @@ impl StreamHub {
         outbox: &Arc<Outbox>,
         arbiter: &ArbiterHandle,
         resume_after: Option<i64>,
-        hub: Addr<Self>,
     ) -> Addr<StreamActor> {
-        let actor =
-            StreamActor::new(spec.clone(), outbox.clone(), self.ctx.clone(), hub, resume_after, self.cursor);
+        let (ctx, hub) = (self.ctx.clone(), self.link.clone());
+        let actor = StreamActor::new(spec.clone(), outbox.clone(), ctx, hub, resume_after, self.cursor);
         StreamActor::start_in_arbiter(arbiter, move |_| actor)
     }
 
     fn forget(&mut self, id: u64) {
-        if let Some(entry) = self.streams.remove(&id)
-            && let Some(n) = self.per_org.get_mut(&entry.spec.org_id)
-        {
-            *n -= 1;
-            if *n == 0 {
-                self.per_org.remove(&entry.spec.org_id);
-            }
-        }
+        self.streams.remove(id);
     }
 
     /// Checks every actor: one that stopped without ending its stream died (a panic ends
     /// its task) and is replaced.
-    fn supervise(&mut self, ctx: &mut Context<Self>) {
+    fn supervise(&mut self) {
         let stopped: Vec<u64> =
-            self.streams.iter().filter(|(_, e)| !e.addr.connected()).map(|(id, _)| *id).collect();
+            self.streams.all().filter(|e| !e.addr.connected()).map(|e| e.spec.id).collect();
         for id in stopped {
-            self.stopped(id, ctx);
+            self.stopped(id);
         }
     }
 
     /// A stream's actor stopped: its stream is over (the breaker tripped, the client left),
     /// or it died, and a new actor goes on on the same connection from the last frame it got.
-    fn stopped(&mut self, id: u64, ctx: &mut Context<Self>) {
-        let Some(entry) = self.streams.get(&id) else { return };
+    fn stopped(&mut self, id: u64) {
+        let Some(entry) = self.streams.get(id) else { return };
         if self.closing || entry.outbox.is_over() {
             return self.forget(id);
         }
         let resume = entry.outbox.last_sent();
         log::error!("stream actor {id} died; starting a new one (resuming after {resume})");
         self.ctx.metrics.stream_actor_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let addr = self.start_actor(&entry.spec, &entry.outbox, &entry.arbiter, Some(resume), ctx.address());
-        if let Some(entry) = self.streams.get_mut(&id) {
+        let addr = self.start_actor(&entry.spec, &entry.outbox, &entry.arbiter, Some(resume));
+        if let Some(entry) = self.streams.get_mut(id) {
             entry.addr = addr;
         }
     }
@@ -199,7 +202,7 @@ impl StreamHub {
                 Ok(batch) => {
                     let full = batch.len() as i64 == HUB_BATCH;
                     act.cursor = batch.last().map_or(act.cursor, |e| e.seq);
-                    act.fan_out(&batch, ctx);
+                    act.fan_out(&batch);
                     if full || std::mem::take(&mut act.read_again) {
                         act.read_committed(ctx);
                     }
@@ -212,32 +215,91 @@ impl StreamHub {
         }));
     }
 
-    /// One message per actor that wants something of this round.
-    fn fan_out(&mut self, batch: &[events::Event], ctx: &mut Context<Self>) {
-        // Only events some open stream's organisation can see are encoded.
-        let events: Arc<[Arc<StreamEvent>]> = batch
-            .iter()
-            .filter(|e| self.per_org.contains_key(&e.org_id))
-            .map(|e| Arc::new(StreamEvent::new(e)))
-            .collect();
-        if events.is_empty() {
-            return;
+    /// One message per actor that wants something of this round, carrying its
+    /// organisation's events (encoded once, only for organisations with open streams).
+    fn fan_out(&mut self, batch: &[events::Event]) {
+        let mut rounds: HashMap<&str, Vec<Arc<StreamEvent>>> = HashMap::new();
+        for e in batch.iter().filter(|e| self.streams.count(&e.org_id) > 0) {
+            rounds.entry(e.org_id.as_str()).or_default().push(Arc::new(StreamEvent::new(e)));
         }
         let mut died = false;
-        for entry in self.streams.values() {
-            if !events.iter().any(|e| entry.spec.wants(e)) {
-                continue;
-            }
-            if entry.addr.connected() {
-                entry.addr.do_send(Frames(events.clone()));
-            } else {
-                // Its replacement replays this round from the store.
-                died = true;
+        for (org, events) in rounds {
+            let events: Arc<[Arc<StreamEvent>]> = events.into();
+            for entry in self.streams.of_org(org) {
+                let types = &entry.spec.types;
+                if !types.is_empty() && !events.iter().any(|e| filter_matches(types, &e.event_type)) {
+                    continue;
+                }
+                if entry.addr.connected() {
+                    entry.addr.do_send(Frames(events.clone()));
+                } else {
+                    // Its replacement replays this round from the store.
+                    died = true;
+                }
             }
         }
         if died {
-            self.supervise(ctx);
+            self.supervise();
         }
+    }
+}
+
+/// Open streams by organisation: a round's events go to their organisation's streams
+/// without looking at the others (and an organisation's count is its quota's).
+#[derive(Default)]
+struct Streams {
+    by_org: HashMap<String, HashMap<u64, Entry>>,
+    org_of: HashMap<u64, String>,
+}
+
+impl Streams {
+    fn len(&self) -> usize {
+        self.org_of.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.org_of.is_empty()
+    }
+
+    fn count(&self, org: &str) -> usize {
+        self.by_org.get(org).map_or(0, HashMap::len)
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let (id, org) = (entry.spec.id, entry.spec.org_id.clone());
+        self.by_org.entry(org.clone()).or_default().insert(id, entry);
+        self.org_of.insert(id, org);
+    }
+
+    fn get(&self, id: u64) -> Option<&Entry> {
+        self.by_org.get(self.org_of.get(&id)?)?.get(&id)
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Entry> {
+        self.by_org.get_mut(self.org_of.get(&id)?)?.get_mut(&id)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let org = self.org_of.remove(&id)?;
+        let streams = self.by_org.get_mut(&org)?;
+        let entry = streams.remove(&id);
+        if streams.is_empty() {
+            self.by_org.remove(&org);
+        }
+        entry
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Entry> {
+        self.by_org.values().flat_map(HashMap::values)
+    }
+
+    fn of_org(&self, org: &str) -> impl Iterator<Item = &Entry> {
+        self.by_org.get(org).into_iter().flat_map(HashMap::values)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Entry> {
+        self.org_of.clear();
+        std::mem::take(&mut self.by_org).into_values().flat_map(HashMap::into_values)
     }
 }
 
@@ -249,7 +311,7 @@ impl Actor for StreamHub {
         let keep_alive = self.ctx.settings.sse.keep_alive;
         ctx.run_interval(keep_alive, |act, _| {
             let frame = comment("keep-alive");
-            for entry in act.streams.values() {
+            for entry in act.streams.all() {
                 entry.addr.do_send(KeepAlive(frame.clone()));
             }
         });
@@ -257,7 +319,7 @@ impl Actor for StreamHub {
         // actors that died.
         ctx.run_interval(HUB_SAFETY_READ, |act, ctx| {
             if !act.streams.is_empty() {
-                act.supervise(ctx);
+                act.supervise();
                 act.read_committed(ctx);
             }
         });
@@ -267,16 +329,14 @@ impl Actor for StreamHub {
 impl Handler<Subscribe> for StreamHub {
     type Result = Result<(), StreamQuotaReached>;
 
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
-        let open = self.per_org.get(&msg.spec.org_id).copied().unwrap_or(0);
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        let open = self.streams.count(&msg.spec.org_id);
         if self.closing || open >= msg.max {
             msg.outbox.end(None);
             return Err(StreamQuotaReached);
         }
-        let addr = self.start_actor(&msg.spec, &msg.outbox, &msg.arbiter, msg.resume_after, ctx.address());
-        *self.per_org.entry(msg.spec.org_id.clone()).or_default() += 1;
-        let entry = Entry { addr, spec: msg.spec, outbox: msg.outbox, arbiter: msg.arbiter };
-        self.streams.insert(entry.spec.id, entry);
+        let addr = self.start_actor(&msg.spec, &msg.outbox, &msg.arbiter, msg.resume_after);
+        self.streams.insert(Entry { addr, spec: msg.spec, outbox: msg.outbox, arbiter: msg.arbiter });
         Ok(())
     }
 }
@@ -285,7 +345,7 @@ impl Handler<StreamClosed> for StreamHub {
     type Result = ();
 
     fn handle(&mut self, msg: StreamClosed, _: &mut Context<Self>) {
-        if let Some(entry) = self.streams.get(&msg.0) {
+        if let Some(entry) = self.streams.get(msg.0) {
             entry.addr.do_send(End(Trip::Gone, None));
         }
         self.forget(msg.0);
@@ -295,9 +355,9 @@ impl Handler<StreamClosed> for StreamHub {
 impl Handler<StreamEnded> for StreamHub {
     type Result = ();
 
-    fn handle(&mut self, msg: StreamEnded, ctx: &mut Context<Self>) {
-        if self.streams.get(&msg.id).is_some_and(|e| e.addr == msg.addr) {
-            self.stopped(msg.id, ctx);
+    fn handle(&mut self, msg: StreamEnded, _: &mut Context<Self>) {
+        if self.streams.get(msg.id).is_some_and(|e| e.addr == msg.addr) {
+            self.stopped(msg.id);
         }
     }
 }
@@ -327,12 +387,11 @@ impl Handler<CloseStreams> for StreamHub {
     fn handle(&mut self, _: CloseStreams, _: &mut Context<Self>) {
         self.closing = true;
         let last: Bytes = comment("server shutting down; reconnect");
-        for (_, entry) in self.streams.drain() {
+        for entry in self.streams.drain() {
             // Ended here too: an actor that died would not end its connection.
             entry.outbox.end(Some(&last));
             entry.addr.do_send(End(Trip::Closing, None));
         }
-        self.per_org.clear();
     }
 }
 
@@ -341,7 +400,7 @@ impl Handler<PanicStreams> for StreamHub {
     type Result = ();
 
     fn handle(&mut self, msg: PanicStreams, _: &mut Context<Self>) {
-        for entry in self.streams.values().filter(|e| e.spec.org_id == msg.0) {
+        for entry in self.streams.of_org(&msg.0) {
             entry.addr.do_send(super::messages::Panic);
         }
     }

@@ -1,9 +1,9 @@
 //! The outermost layer every request passes: gives it a request id (echoed as
-//! `X-Request-Id` and carried by its log line), turns a panic in a handler into a 500
-//! while the process keeps serving, makes sure every error answer is the error JSON, and
-//! adds the rate-limit headers once the caller is known.
+//! `X-Request-Id` and carried by its log line), makes sure every error answer is the error
+//! JSON, and adds the rate-limit headers once the caller is known. Inside it,
+//! actix-web-lab's `CatchPanic` turns a panic in a handler into a 500 while the process
+//! keeps serving, and its `PanicReporter` logs the cause (`panic_layers`).
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -14,7 +14,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, ResponseError, web};
-use futures_util::FutureExt;
 
 use crate::api::auth::rate_limit_headers;
 use crate::api::rate_limit::RateStatus;
@@ -51,7 +50,7 @@ pub async fn outer<B: MessageBody + 'static>(
     let method = req.method().clone();
     let path = req.path().to_string();
 
-    let outcome = AssertUnwindSafe(next.call(req)).catch_unwind().await;
+    let outcome = next.call(req).await;
     let finish = |status: StatusCode| {
         if let Some(state) = &state {
             state.metrics.record_status(status.as_u16());
@@ -63,7 +62,7 @@ pub async fn outer<B: MessageBody + 'static>(
         );
     };
     let failure = match outcome {
-        Ok(Ok(res)) => {
+        Ok(res) => {
             let mut res = res.map_into_boxed_body();
             if res.status().as_u16() >= 400 && !is_json(res.headers()) {
                 res = normalize_error(res);
@@ -73,16 +72,8 @@ pub async fn outer<B: MessageBody + 'static>(
             finish(res.status());
             return Ok(res);
         }
-        Ok(Err(err)) => err.error_response(),
-        Err(panic) => {
-            let cause = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_string());
-            log::error!("request_id={request_id} {method} {path}: handler panicked: {cause}");
-            ApiError::internal("handler panicked").error_response()
-        }
+        // A panic caught by `CatchPanic` arrives as a plain 500, answered below.
+        Err(err) => err.error_response(),
     };
     // Errors that escaped the handlers: answered with a response built here, headers included.
     let mut response = if is_json(failure.headers()) {
@@ -93,6 +84,19 @@ pub async fn outer<B: MessageBody + 'static>(
     set_headers(response.headers_mut(), &request_id, None);
     finish(response.status());
     Err(InternalError::from_response("request failed", response).into())
+}
+
+/// Logs a handler's panic (its request's line follows, with its request id); the panic then
+/// reaches `CatchPanic`, which answers 500.
+pub fn panic_reporter() -> actix_web_lab::middleware::PanicReporter {
+    actix_web_lab::middleware::PanicReporter::new(|panic| {
+        let cause = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_string());
+        log::error!("a handler panicked: {cause}");
+    })
 }
 
 fn set_headers(headers: &mut HeaderMap, request_id: &str, rate: Option<&RateStatus>) {

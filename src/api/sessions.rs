@@ -3,6 +3,7 @@
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieAge};
 use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_lab::header::{ClearSiteData, ClearSiteDataDirective};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -72,5 +73,7 @@ pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         let hash = sha256_hex(c.value().as_bytes());
         state.db.run(move |conn| sessions::delete(conn, &hash)).await?;
     }
-    Ok(HttpResponse::NoContent().cookie(cookie(&req, String::new(), 0)).finish())
+    // The expired cookie, and `Clear-Site-Data` for browsers that keep a copy elsewhere.
+    let clear = ClearSiteData(vec![ClearSiteDataDirective::Cookies]);
+    Ok(HttpResponse::NoContent().cookie(cookie(&req, String::new(), 0)).insert_header(clear).finish())
 }

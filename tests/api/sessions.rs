@@ -118,6 +118,7 @@ both_backends!(signing_out_ends_the_session_everywhere, |app: TestApp| async mov
     assert_eq!(out.status, 204, "{}", out.text);
     let cleared = out.header("set-cookie").unwrap();
     assert!(cleared.starts_with("herald_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(out.header("clear-site-data"), Some("\"cookies\""));
     // A copy of the old cookie no longer works; another session is untouched.
     let after = with_cookie(&app, "GET", "/v1/endpoints", &cookie, None, None).await;
     assert_error(&after, 401, "UNAUTHORIZED");

@@ -209,6 +209,8 @@ impl Herald {
             ("HERALD_DATABASE__URL", url),
             ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN),
             ("HERALD_LIMITS__RATE_LIMIT_PER_MINUTE", "100000000"),
+            // The sse scenario opens up to ~19,000 streams for one organisation.
+            ("HERALD_LIMITS__MAX_STREAMS", "1000000"),
             ("HERALD_SECURITY__ALLOW_INSECURE_URLS", "true"),
             ("HERALD_SECURITY__ALLOWED_NETWORKS", "127.0.0.0/8"),
             ("RUST_LOG", "warn"),
