@@ -227,6 +227,23 @@ impl Settings {
         Ok(settings)
     }
 
+    /// Settings that work but likely not as meant; logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let d = &self.delivery;
+        // A retry waits up to 20 % longer than its schedule says.
+        let longest = d.retry_schedule.iter().sum::<Duration>().mul_f64(1.2);
+        if d.disable_after <= longest {
+            out.push(format!(
+                "delivery.disable_after ({}) is not longer than delivery.retry_schedule at its longest ({}): \
+                 an endpoint may be disabled while its oldest deliveries are still being retried",
+                crate::timefmt::human_duration(d.disable_after),
+                crate::timefmt::human_duration(longest),
+            ));
+        }
+        out
+    }
+
     fn check(&self) -> Result<(), String> {
         let positive = [
             ("database.pool_size", self.database.pool_size as u64),
@@ -287,7 +304,13 @@ mod tests {
     fn defaults_parse() {
         let s = Settings::for_env(None).unwrap();
         assert_eq!(s.server.port, 8080);
-        assert_eq!(s.delivery.retry_schedule.len(), 7);
+        assert_eq!(s.delivery.retry_schedule.len(), 15);
+        let nominal: Duration = s.delivery.retry_schedule.iter().sum();
+        assert!(
+            nominal.mul_f64(0.8) >= Duration::from_secs(7 * 86_400),
+            "at least 7 days at the shortest jitter"
+        );
+        assert!(s.warnings().is_empty(), "{:?}", s.warnings());
         assert_eq!(s.delivery.retry_schedule[1], Duration::from_secs(300));
         assert!(s.admin_token.is_none());
         assert!(s.security.trusted_ca_file.is_empty() && s.security.trusted_cas.is_empty());
@@ -299,6 +322,18 @@ mod tests {
         assert_eq!(s.server.port, 0);
         assert_eq!(s.delivery.retry_schedule[0], Duration::from_millis(10));
         assert!(s.security.allow_insecure_urls);
+    }
+
+    #[test]
+    fn disabling_endpoints_before_their_retries_end_is_warned_about() {
+        let mut s = Settings::for_env(None).unwrap();
+        s.delivery.disable_after = Duration::from_secs(5 * 86_400);
+        let warnings = s.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("delivery.disable_after (5d)") && warnings[0].contains("(10d 23h)"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

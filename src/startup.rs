@@ -43,6 +43,9 @@ impl Application {
         extra_routes: fn(&mut web::ServiceConfig),
     ) -> Result<Self, String> {
         install_crypto_provider();
+        for warning in settings.warnings() {
+            log::warn!("{warning}");
+        }
         let security = &settings.security;
         if !security.trusted_cas.is_empty() {
             log::info!(

@@ -78,3 +78,26 @@ async fn migrate_and_keys_create_sqlite() {
 async fn migrate_and_keys_create_postgres() {
     migrate_then_create_key(Backend::Postgres).await;
 }
+
+#[test]
+fn herald_warns_at_start_when_endpoints_would_be_disabled_before_their_retries_end() {
+    let Some(db) = fresh_database(Backend::Sqlite) else { return };
+    let log_name = format!("herald-warns-{}", std::process::id());
+    let mut node = crate::node::Node::start_with(
+        &db.url,
+        &log_name,
+        &[("HERALD_DELIVERY__RETRY_SCHEDULE", "1h,1h"), ("HERALD_DELIVERY__DISABLE_AFTER", "2h")],
+    );
+    node.kill();
+    let log = std::fs::read_to_string(std::env::temp_dir().join(format!("{log_name}.log"))).unwrap();
+    assert!(
+        log.contains("delivery.disable_after (2h) is not longer than delivery.retry_schedule at its longest (2h 24m)"),
+        "{log}"
+    );
+    // The defaults need no warning.
+    let log_name = format!("herald-quiet-{}", std::process::id());
+    let mut node = crate::node::Node::start_with(&db.url, &log_name, &[]);
+    node.kill();
+    let log = std::fs::read_to_string(std::env::temp_dir().join(format!("{log_name}.log"))).unwrap();
+    assert!(!log.contains("disable_after"), "{log}");
+}
