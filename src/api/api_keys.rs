@@ -44,7 +44,9 @@ async fn list_page(
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
-    let rows = state.db.run(move |conn| api_keys::list(conn, &org_id, after.as_deref(), fetch)).await?;
+    let range = super::list_filters::time_range(query)?;
+    let rows =
+        state.db.run(move |conn| api_keys::list(conn, &org_id, range, after.as_deref(), fetch)).await?;
     Ok(HttpResponse::Ok().json(page(rows, &req, |k| k.id.clone(), KeyView::from)))
 }
 

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
+use crate::api::list_filters;
 use crate::api::pagination::{PageRequest, page};
 use crate::error::ApiError;
 use crate::ids::now_ms;
@@ -86,33 +87,22 @@ impl DeliveryView {
 }
 
 /// A page of deliveries (with their events), for the endpoint log and the dead letters.
+/// A page of deliveries; `statuses` (a list's own, like the dead letters') or, when empty,
+/// the query's `status`; the query's `from`/`to` on their creation time.
 pub async fn list_page(
     state: &AppState,
     org_id: String,
     endpoint_id: Option<String>,
-    status: Option<String>,
+    statuses: Vec<String>,
     query: &HashMap<String, String>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(s) = &status
-        && !["pending", "succeeded", "failed", "dead"].contains(&s.as_str())
-    {
-        return Err(ApiError::invalid_field(&["status"], "must be pending, succeeded, failed or dead"));
-    }
+    let statuses = if statuses.is_empty() { list_filters::delivery_statuses(query)? } else { statuses };
+    let filter =
+        deliveries::DeliveryFilter { endpoint_id, statuses, range: list_filters::time_range(query)? };
     let req = PageRequest::from_query(query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
-    let rows = state
-        .db
-        .run(move |conn| {
-            deliveries::list(
-                conn,
-                &org_id,
-                endpoint_id.as_deref(),
-                status.as_deref(),
-                after.as_deref(),
-                fetch,
-            )
-        })
-        .await?;
+    let rows =
+        state.db.run(move |conn| deliveries::list(conn, &org_id, &filter, after.as_deref(), fetch)).await?;
     Ok(HttpResponse::Ok().json(page(
         rows,
         &req,
@@ -200,7 +190,7 @@ pub async fn dead_letters(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint_id = query.get("endpoint_id").cloned();
-    list_page(&state, auth.org_id, endpoint_id, Some("dead".into()), &query).await
+    list_page(&state, auth.org_id, endpoint_id, vec!["dead".into()], &query).await
 }
 
 #[derive(Deserialize)]

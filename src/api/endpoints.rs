@@ -267,10 +267,13 @@ pub async fn list(
     {
         return Err(ApiError::invalid_field(&["status"], "must be active or disabled"));
     }
+    let range = super::list_filters::time_range(&query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
     let rows = state
         .db
-        .run(move |conn| endpoints::list(conn, &auth.org_id, status.as_deref(), after.as_deref(), fetch))
+        .run(move |conn| {
+            endpoints::list(conn, &auth.org_id, status.as_deref(), range, after.as_deref(), fetch)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(page(
         rows,
@@ -500,5 +503,5 @@ pub async fn deliveries(
     let org = auth.org_id.clone();
     let lookup = id.clone();
     state.db.run(move |conn| endpoints::find(conn, &org, &lookup)).await?;
-    list_page(&state, auth.org_id, Some(id), query.get("status").cloned(), &query).await
+    list_page(&state, auth.org_id, Some(id), Vec::new(), &query).await
 }

@@ -176,9 +176,12 @@ pub async fn list(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(&query)?;
+    let range = super::list_filters::time_range(&query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
-    let rows =
-        state.db.run(move |conn| event_types::list(conn, &auth.org_id, after.as_deref(), fetch)).await?;
+    let rows = state
+        .db
+        .run(move |conn| event_types::list(conn, &auth.org_id, range, after.as_deref(), fetch))
+        .await?;
     Ok(HttpResponse::Ok().json(page(rows, &req, |t| t.id.clone(), EventTypeView::from)))
 }
 

@@ -197,8 +197,10 @@ pub async fn list(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(&query)?;
-    let time = |field: &str| super::time_field(field, query.get(field).map(String::as_str));
-    let filter = EventFilter { event_type: query.get("type").cloned(), from: time("from")?, to: time("to")? };
+    let filter = EventFilter {
+        event_type: query.get("type").cloned(),
+        range: super::list_filters::time_range(&query)?,
+    };
     let before = match &req.after {
         Some(c) => Some(
             c.parse::<i64>()

@@ -14,6 +14,7 @@ pub mod health;
 pub mod idempotency;
 pub mod inbound;
 pub mod json;
+pub mod list_filters;
 pub mod middleware;
 pub mod openapi;
 pub mod pagination;
@@ -73,13 +74,13 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(POST "/v1/orgs/{org_id}/api-keys" => admin::create_api_key, 201, Admin, "Create an API key (shown only here)"),
     route!(GET "/v1/orgs/{org_id}/api-keys" => api_keys::admin_list, 200, Admin, "An organisation's live API keys (never the keys themselves)"),
     route!(DELETE "/v1/orgs/{org_id}/api-keys/{id}" => api_keys::admin_revoke, 204, Admin, "Revoke an organisation's API key (and its dashboard sessions)"),
-    route!(GET "/v1/api-keys" => api_keys::list, 200, ApiKey, "This organisation's live API keys (id, prefix, created_at, last_used_at)"),
+    route!(GET "/v1/api-keys" => api_keys::list, 200, ApiKey, "This organisation's live API keys (id, prefix, created_at, last_used_at; ?from=&to=)"),
     route!(POST "/v1/api-keys" => api_keys::create, 201, ApiKey, "A new API key for this organisation (shown only here)"),
     route!(DELETE "/v1/api-keys/{id}" => api_keys::revoke, 204, ApiKey, "Revoke an API key (and its dashboard sessions) on every node within 1 s"),
     route!(POST "/v1/event-types" => event_types::create, 201, ApiKey, "Register an event type"),
-    route!(GET "/v1/event-types" => event_types::list, 200, ApiKey, "List event types"),
+    route!(GET "/v1/event-types" => event_types::list, 200, ApiKey, "List event types (?from=&to=)"),
     route!(POST "/v1/endpoints" => endpoints::create, 201, ApiKey, "Subscribe an endpoint"),
-    route!(GET "/v1/endpoints" => endpoints::list, 200, ApiKey, "List endpoints (?status=)"),
+    route!(GET "/v1/endpoints" => endpoints::list, 200, ApiKey, "List endpoints (?status=&from=&to=)"),
     route!(GET "/v1/endpoints/{id}" => endpoints::get, 200, ApiKey, "One endpoint, with its circuit and delivery counts"),
     route!(PATCH "/v1/endpoints/{id}" => endpoints::update, 200, ApiKey, "Change an endpoint"),
     route!(DELETE "/v1/endpoints/{id}" => endpoints::delete, 204, ApiKey, "Unsubscribe; its pending deliveries stop"),
@@ -87,7 +88,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/endpoints/{id}/secret" => endpoints::secret, 200, ApiKey, "The endpoint's signing secret (the only read of it after create and rotate)"),
     route!(POST "/v1/endpoints/{id}/test" => endpoints::send_test, 202, ApiKey, "Send a webhook.test event to this endpoint"),
     route!(POST "/v1/endpoints/{id}/replay" => endpoints::replay, 202, ApiKey, "Re-deliver {since, until?, status?}"),
-    route!(GET "/v1/endpoints/{id}/deliveries" => endpoints::deliveries, 200, ApiKey, "An endpoint's delivery log (?status=)"),
+    route!(GET "/v1/endpoints/{id}/deliveries" => endpoints::deliveries, 200, ApiKey, "An endpoint's delivery log (?status=pending,failed&from=&to=)"),
     route!(POST "/v1/events" => events::publish, 202, ApiKey, "Publish an event (?wait=true answers after the first attempts)"),
     route!(GET "/v1/events" => events::list, 200, ApiKey, "List events (?type=&from=&to=)"),
     // Before /v1/events/{id}, which would otherwise match "stream".
@@ -96,13 +97,13 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/events/{id}" => events::get, 200, ApiKey, "One event with the status of each delivery"),
     route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),
     route!(POST "/v1/deliveries/{id}/retry" => deliveries::retry, 202, ApiKey, "Try a delivery again now"),
-    route!(GET "/v1/dead-letters" => deliveries::dead_letters, 200, ApiKey, "Deliveries that exhausted their retries (?endpoint_id=)"),
+    route!(GET "/v1/dead-letters" => deliveries::dead_letters, 200, ApiKey, "Deliveries that exhausted their retries (?endpoint_id=&from=&to=)"),
     route!(POST "/v1/sources" => sources::create, 201, ApiKey, "Create an inbound source {name, kind, secret, event_type_prefix?}"),
-    route!(GET "/v1/sources" => sources::list, 200, ApiKey, "List inbound sources"),
+    route!(GET "/v1/sources" => sources::list, 200, ApiKey, "List inbound sources (?from=&to=)"),
     route!(GET "/v1/sources/{id}" => sources::get, 200, ApiKey, "One inbound source"),
     route!(DELETE "/v1/sources/{id}" => sources::delete, 204, ApiKey, "Delete an inbound source"),
     route!(POST "/v1/sources/{id}/rotate-secret" => sources::rotate_secret, 200, ApiKey, "Accept a new provider secret (the old one for 24 h)"),
-    route!(GET "/v1/sources/{id}/receipts" => sources::receipts, 200, ApiKey, "What arrived at a source"),
+    route!(GET "/v1/sources/{id}/receipts" => sources::receipts, 200, ApiKey, "What arrived at a source (?outcome=accepted,duplicate,rejected&from=&to=)"),
     route!(POST "/v1/inbound/{source_id}" => inbound::ingest, 200, Signature, "A provider's webhook, authenticated by its signature"),
     route!(POST "/v1/dead-letters/replay" => deliveries::replay_dead_letters, 202, ApiKey, "Re-queue dead letters {ids?, endpoint_id?}"),
     route!(POST "/v1/sessions" => sessions::create, 201, Public, "Sign in {key}: sets an HttpOnly session cookie for the dashboard"),

@@ -127,7 +127,9 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(&query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
-    let rows = state.db.run(move |conn| sources::list(conn, &auth.org_id, after.as_deref(), fetch)).await?;
+    let range = super::list_filters::time_range(&query)?;
+    let rows =
+        state.db.run(move |conn| sources::list(conn, &auth.org_id, range, after.as_deref(), fetch)).await?;
     Ok(HttpResponse::Ok().json(page(rows, &req, |s| s.id.clone(), |s| SourceView::from(&s))))
 }
 
@@ -181,13 +183,17 @@ pub async fn receipts(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(&query)?;
+    let filter = sources::ReceiptFilter {
+        outcomes: super::list_filters::receipt_outcomes(&query)?,
+        range: super::list_filters::time_range(&query)?,
+    };
     let id = path.into_inner();
     let (after, fetch) = (req.after.clone(), req.fetch());
     let rows = state
         .db
         .run(move |conn| {
             let source = sources::find(conn, &auth.org_id, &id)?;
-            sources::receipts(conn, &source.id, after.as_deref(), fetch)
+            sources::receipts(conn, &source.id, &filter, after.as_deref(), fetch)
         })
         .await?;
     Ok(HttpResponse::Ok().json(page(rows, &req, |r| r.id.clone(), receipt_view)))

@@ -55,10 +55,12 @@ pub fn stale_use(last_used_at: Option<i64>, now: i64) -> bool {
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
+    range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<ApiKey>, ApiError> {
     let mut q = k::api_keys.filter(k::org_id.eq(org_id)).filter(k::revoked_at.is_null()).into_boxed();
+    q = super::within!(q, k::created_at, range);
     if let Some(c) = before_id {
         q = q.filter(k::id.lt(c.to_string()));
     }

@@ -139,21 +139,30 @@ pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, ApiErro
 }
 
 /// One page of deliveries, newest first; by endpoint and/or status.
+/// Which deliveries a list shows: of one endpoint, in these statuses (any when empty),
+/// created within a time range.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    pub endpoint_id: Option<String>,
+    pub statuses: Vec<String>,
+    pub range: super::TimeRange,
+}
+
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
-    endpoint_id: Option<&str>,
-    status: Option<&str>,
+    filter: &DeliveryFilter,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<(Delivery, Event)>, ApiError> {
     let mut q = d::deliveries.inner_join(ev::events).filter(d::org_id.eq(org_id)).into_boxed();
-    if let Some(ep) = endpoint_id {
-        q = q.filter(d::endpoint_id.eq(ep.to_string()));
+    if let Some(ep) = &filter.endpoint_id {
+        q = q.filter(d::endpoint_id.eq(ep.clone()));
     }
-    if let Some(s) = status {
-        q = q.filter(d::status.eq(s.to_string()));
+    if !filter.statuses.is_empty() {
+        q = q.filter(d::status.eq_any(filter.statuses.clone()));
     }
+    q = super::within!(q, d::created_at, filter.range);
     if let Some(c) = before_id {
         q = q.filter(d::id.lt(c.to_string()));
     }

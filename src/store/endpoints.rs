@@ -129,6 +129,7 @@ pub fn list(
     conn: &mut DbConn,
     org_id: &str,
     status: Option<&str>,
+    range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Endpoint>, ApiError> {
@@ -136,6 +137,7 @@ pub fn list(
     if let Some(s) = status {
         q = q.filter(e::status.eq(s.to_string()));
     }
+    q = super::within!(q, e::created_at, range);
     if let Some(c) = before_id {
         q = q.filter(e::id.lt(c.to_string()));
     }

@@ -30,10 +30,12 @@ pub fn insert(conn: &mut DbConn, et: &EventType) -> Result<(), ApiError> {
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
+    range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<EventType>, ApiError> {
     let mut q = t::event_types.filter(t::org_id.eq(org_id)).into_boxed();
+    q = super::within!(q, t::created_at, range);
     if let Some(c) = before_id {
         q = q.filter(t::id.lt(c.to_string()));
     }

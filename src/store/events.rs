@@ -305,8 +305,7 @@ pub fn count_deliveries(conn: &mut DbConn, seq: i64) -> Result<i64, ApiError> {
 
 pub struct EventFilter {
     pub event_type: Option<String>,
-    pub from: Option<i64>,
-    pub to: Option<i64>,
+    pub range: super::TimeRange,
 }
 
 /// Newest first, by sequence number.
@@ -326,12 +325,7 @@ pub fn list(
             None => q = q.filter(ev::event_type.eq(t.clone())),
         }
     }
-    if let Some(from) = filter.from {
-        q = q.filter(ev::created_at.ge(from));
-    }
-    if let Some(to) = filter.to {
-        q = q.filter(ev::created_at.le(to));
-    }
+    q = super::within!(q, ev::created_at, filter.range);
     if let Some(seq) = before_seq {
         q = q.filter(ev::seq.lt(seq));
     }

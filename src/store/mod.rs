@@ -77,6 +77,28 @@ impl Backend {
     }
 }
 
+/// The `from`/`to` of a list (unix ms, both inclusive), applied to its rows' time column.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TimeRange {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+/// Narrows a boxed query to `range` on `$column`.
+macro_rules! within {
+    ($query:expr, $column:expr, $range:expr) => {{
+        let mut q = $query;
+        if let Some(from) = $range.from {
+            q = q.filter($column.ge(from));
+        }
+        if let Some(to) = $range.to {
+            q = q.filter($column.le(to));
+        }
+        q
+    }};
+}
+pub(crate) use within;
+
 /// Where the database is, parsed once from `database.url`.
 #[derive(Debug, Clone)]
 pub struct DatabaseUrl {

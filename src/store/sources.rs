@@ -98,10 +98,12 @@ pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Source, ApiErro
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
+    range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Source>, ApiError> {
     let mut q = s::sources.filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()).into_boxed();
+    q = super::within!(q, s::created_at, range);
     if let Some(c) = before_id {
         q = q.filter(s::id.lt(c.to_string()));
     }
@@ -122,13 +124,45 @@ pub fn record_receipt(conn: &mut DbConn, receipt: &Receipt) -> Result<(), ApiErr
     Ok(())
 }
 
+/// What became of a receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified, and the first sighting of its provider event.
+    Accepted,
+    /// Verified, a copy of an event seen before.
+    Duplicate,
+    /// Not verified (bad signature, stale timestamp, malformed).
+    Rejected,
+}
+
+/// Which receipts a list shows: these outcomes (any when empty), received within a range.
+#[derive(Debug, Default, Clone)]
+pub struct ReceiptFilter {
+    pub outcomes: Vec<Outcome>,
+    pub range: super::TimeRange,
+}
+
 pub fn receipts(
     conn: &mut DbConn,
     source_id: &str,
+    filter: &ReceiptFilter,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Receipt>, ApiError> {
     let mut q = r::receipts.filter(r::source_id.eq(source_id)).into_boxed();
+    q = super::within!(q, r::received_at, filter.range);
+    let has = |o| filter.outcomes.contains(&o);
+    let (accepted, duplicate, rejected) =
+        (has(Outcome::Accepted), has(Outcome::Duplicate), has(Outcome::Rejected));
+    q = match (accepted, duplicate, rejected) {
+        (true, true, true) | (false, false, false) => q,
+        (true, false, false) => q.filter(r::verified.eq(true)).filter(r::duplicate.eq(false)),
+        (false, true, false) => q.filter(r::verified.eq(true)).filter(r::duplicate.eq(true)),
+        (false, false, true) => q.filter(r::verified.eq(false)),
+        (true, true, false) => q.filter(r::verified.eq(true)),
+        (true, false, true) => q.filter(r::verified.eq(false).or(r::duplicate.eq(false))),
+        (false, true, true) => q.filter(r::verified.eq(false).or(r::duplicate.eq(true))),
+    };
     if let Some(c) = before_id {
         q = q.filter(r::id.lt(c.to_string()));
     }

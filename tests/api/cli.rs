@@ -91,7 +91,9 @@ fn herald_warns_at_start_when_endpoints_would_be_disabled_before_their_retries_e
     node.kill();
     let log = std::fs::read_to_string(std::env::temp_dir().join(format!("{log_name}.log"))).unwrap();
     assert!(
-        log.contains("delivery.disable_after (2h) is not longer than delivery.retry_schedule at its longest (2h 24m)"),
+        log.contains(
+            "delivery.disable_after (2h) is not longer than delivery.retry_schedule at its longest (2h 24m)"
+        ),
         "{log}"
     );
     // The defaults need no warning.

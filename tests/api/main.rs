@@ -11,6 +11,7 @@ mod delivery;
 mod foundation;
 mod inbound;
 mod integrity;
+mod list_filters;
 mod node;
 mod outage;
 mod receiver;
