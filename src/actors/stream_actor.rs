@@ -29,6 +29,7 @@ use actix_web::web::{Bytes, BytesMut};
 use super::DeliveryContext;
 use super::stream_frames::{StreamEvent, filter_matches};
 use super::stream_hub::{StreamClosed, StreamEnded, StreamHub};
+use crate::delivery::payload_filter::PayloadFilter;
 use crate::store::events;
 
 const REPLAY_PAGE: i64 = 500;
@@ -44,16 +45,20 @@ pub struct StreamSpec {
     pub types: Vec<String>,
     /// Frames carry their `event:` line (`?unnamed=true` leaves it out).
     pub named: bool,
+    /// `?filter=`: a condition on the envelope, as endpoints have.
+    pub filter: Option<PayloadFilter>,
 }
 
 impl StreamSpec {
-    pub fn new(org_id: String, types: Vec<String>, named: bool) -> Self {
+    pub fn new(org_id: String, types: Vec<String>, named: bool, filter: Option<PayloadFilter>) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-        Self { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), org_id, types, named }
+        Self { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), org_id, types, named, filter }
     }
 
     pub fn wants(&self, event: &StreamEvent) -> bool {
-        self.org_id == event.org_id && filter_matches(&self.types, &event.event_type)
+        self.org_id == event.org_id
+            && filter_matches(&self.types, &event.event_type)
+            && self.filter.as_ref().is_none_or(|f| f.matches(event.envelope()))
     }
 }
 
@@ -471,10 +476,14 @@ async fn replay(
             })?;
         let full = page.len() as i64 == REPLAY_PAGE;
         for e in page {
-            if !outbox.push_waiting(StreamEvent::new(&e).frame(spec.named), e.seq).await {
+            cursor = e.seq;
+            let event = StreamEvent::new(&e);
+            if !spec.wants(&event) {
+                continue;
+            }
+            if !outbox.push_waiting(event.frame(spec.named), e.seq).await {
                 return Err(Trip::Gone);
             }
-            cursor = e.seq;
             sent += 1;
         }
         if !full {

@@ -17,6 +17,9 @@ pub struct StreamEvent {
     /// Without the `event:` line: a browser's `EventSource.onmessage` receives every type,
     /// which it cannot when frames are named.
     unnamed: Bytes,
+    /// The envelope, parsed the first time a stream's payload filter asks.
+    text: String,
+    parsed: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl StreamEvent {
@@ -29,7 +32,14 @@ impl StreamEvent {
             named: encode_data(&id, Some(&e.event_type), &data),
             unnamed: encode_data(&id, None, &data),
             event_type: e.event_type.clone(),
+            text: data,
+            parsed: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The envelope as JSON (for payload filters).
+    pub fn envelope(&self) -> &serde_json::Value {
+        self.parsed.get_or_init(|| serde_json::from_str(&self.text).unwrap_or_default())
     }
 
     pub fn frame(&self, named: bool) -> &[u8] {

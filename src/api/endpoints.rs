@@ -11,6 +11,7 @@ use crate::api::deliveries::{ReplaySelectionOwned, list_page, requeue};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::payload_filter::PayloadFilter;
 use crate::delivery::signing::{SignatureScheme, generate_secret};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
@@ -48,6 +49,14 @@ pub struct CreateEndpoint {
     rate_limit_per_second: Option<u32>,
     max_in_flight: Option<u32>,
     headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    filter: Option<serde_json::Value>,
+}
+
+/// A field that was given, `null` included (`Some(Value::Null)` removes a filter), apart
+/// from one that was left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
@@ -61,6 +70,8 @@ pub struct UpdateEndpoint {
     rate_limit_per_second: Option<u32>,
     max_in_flight: Option<u32>,
     headers: Option<BTreeMap<String, String>>,
+    #[serde(default, deserialize_with = "present")]
+    filter: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -74,6 +85,8 @@ pub struct EndpointView {
     rate_limit_per_second: Option<i32>,
     max_in_flight: Option<i32>,
     headers: BTreeMap<String, String>,
+    /// The payload filter, or null.
+    filter: Option<serde_json::Value>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,6 +125,7 @@ impl EndpointView {
             rate_limit_per_second: ep.rate_limit_per_second,
             max_in_flight: ep.max_in_flight,
             headers,
+            filter: ep.payload_filter.as_deref().and_then(|f| serde_json::from_str(f).ok()),
             created_at: rfc3339(ep.created_at),
             updated_at: rfc3339(ep.updated_at),
             secret: None,
@@ -157,6 +171,26 @@ fn check_filters(events: &[String]) -> Result<String, ApiError> {
         return Err(ApiError::validation("Invalid payload", issues));
     }
     Ok(serde_json::to_string(events).expect("strings serialise"))
+}
+
+/// Bytes a stored payload filter may take.
+const MAX_FILTER_BYTES: usize = 8 * 1024;
+
+/// A payload filter as given: `null` removes it; an object must compile. Answers the text
+/// to store.
+pub fn check_payload_filter(field: &str, filter: &serde_json::Value) -> Result<Option<String>, ApiError> {
+    if filter.is_null() {
+        return Ok(None);
+    }
+    let text = serde_json::to_string(filter).expect("JSON serialises");
+    if text.len() > MAX_FILTER_BYTES {
+        return Err(ApiError::invalid_field(&[field], format!("at most {MAX_FILTER_BYTES} bytes of JSON")));
+    }
+    PayloadFilter::compile(filter).map_err(|e| {
+        let path = std::iter::once(json!(field)).chain(e.path.into_iter().map(|p| json!(p))).collect();
+        ApiError::validation("Invalid filter", vec![Issue { path, message: e.message }])
+    })?;
+    Ok(Some(text))
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<String, ApiError> {
@@ -214,6 +248,7 @@ pub async fn create(
     let headers = check_headers(&b.headers.unwrap_or_default())?;
     let scheme = check_scheme(b.signature_scheme.as_deref())?;
     check_description(&b.description)?;
+    let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?.flatten();
     let secret = match b.secret {
         Some(s) if s.len() < 8 || s.len() > 256 || s.bytes().any(|c| c.is_ascii_control() || c == b' ') => {
             return Err(ApiError::invalid_field(&["secret"], "must be 8 to 256 characters without spaces"));
@@ -246,6 +281,7 @@ pub async fn create(
         updated_at: now,
         deleted_at: None,
         version: 0,
+        payload_filter,
     };
     let mut view = EndpointView::new(&ep, cipher);
     view.secret = Some(secret);
@@ -347,6 +383,7 @@ pub async fn update(
     }
     let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
     let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
+    let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?;
     let changes = EndpointChanges {
         url: b.url,
         event_filter: filter,
@@ -356,6 +393,7 @@ pub async fn update(
         status: b.status,
         rate_limit_per_second: rate,
         max_in_flight: in_flight,
+        payload_filter,
     };
     let ep = state.db.run(move |conn| endpoints::update(conn, &auth.org_id, &id, &changes, now_ms())).await?;
     state.engine.endpoint_updated(&ep);
@@ -504,4 +542,38 @@ pub async fn deliveries(
     let lookup = id.clone();
     state.db.run(move |conn| endpoints::find(conn, &org, &lookup)).await?;
     list_page(&state, auth.org_id, Some(id), Vec::new(), &query).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterTest {
+    /// A sample envelope: `{"type": …, "data": {…}}` (as webhooks carry it).
+    payload: serde_json::Value,
+    /// A filter to try instead of the endpoint's own.
+    #[serde(default, deserialize_with = "present")]
+    filter: Option<serde_json::Value>,
+}
+
+/// Evaluates a filter (the endpoint's, or one given) against a sample payload, and names
+/// the condition that failed.
+pub async fn filter_test(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Json<FilterTest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.0;
+    let id = path.into_inner();
+    let ep = state.db.run(move |conn| endpoints::find(conn, &auth.org_id, &id)).await?;
+    let text = match &b.filter {
+        Some(f) => check_payload_filter("filter", f)?,
+        None => ep.payload_filter,
+    };
+    let Some(text) = text else {
+        return Ok(HttpResponse::Ok().json(json!({"matches": true, "failed": null, "filter": null})));
+    };
+    let filter: serde_json::Value = serde_json::from_str(&text).expect("stored filters are JSON");
+    let compiled = PayloadFilter::compile(&filter).map_err(|e| ApiError::internal(e.message))?;
+    let failed = compiled.explain(&b.payload);
+    Ok(HttpResponse::Ok().json(json!({"matches": failed.is_none(), "failed": failed, "filter": filter})))
 }

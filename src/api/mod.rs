@@ -88,11 +88,12 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/endpoints/{id}/secret" => endpoints::secret, 200, ApiKey, "The endpoint's signing secret (the only read of it after create and rotate)"),
     route!(POST "/v1/endpoints/{id}/test" => endpoints::send_test, 202, ApiKey, "Send a webhook.test event to this endpoint"),
     route!(POST "/v1/endpoints/{id}/replay" => endpoints::replay, 202, ApiKey, "Re-deliver {since, until?, status?}"),
+    route!(POST "/v1/endpoints/{id}/filter-test" => endpoints::filter_test, 200, ApiKey, "Evaluate a payload filter {payload, filter?} against a sample; names the condition that failed"),
     route!(GET "/v1/endpoints/{id}/deliveries" => endpoints::deliveries, 200, ApiKey, "An endpoint's delivery log (?status=pending,failed&from=&to=)"),
     route!(POST "/v1/events" => events::publish, 202, ApiKey, "Publish an event (?wait=true answers after the first attempts)"),
     route!(GET "/v1/events" => events::list, 200, ApiKey, "List events (?type=&from=&to=)"),
     // Before /v1/events/{id}, which would otherwise match "stream".
-    route!(GET "/v1/events/stream" => stream::stream, 200, ApiKey, "Server-Sent Events (?types=a,b.*; Last-Event-ID resumes; ?token=; ?unnamed=true omits event: lines)"),
+    route!(GET "/v1/events/stream" => stream::stream, 200, ApiKey, "Server-Sent Events (?types=a,b.*; ?filter= a payload filter; Last-Event-ID resumes; ?token=; ?unnamed=true omits event: lines)"),
     route!(POST "/v1/stream-tokens" => stream::create_token, 201, ApiKey, "A short-lived token for ?token= on the stream"),
     route!(GET "/v1/events/{id}" => events::get, 200, ApiKey, "One event with the status of each delivery"),
     route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),

@@ -17,6 +17,7 @@ use crate::actors::stream_hub::Subscribe;
 use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
+use crate::delivery::payload_filter::PayloadFilter;
 use crate::error::ApiError;
 use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
 use crate::state::AppState;
@@ -127,7 +128,19 @@ pub async fn stream(
     if let Some(note) = purged_note {
         outbox.comment(&note);
     }
-    let spec = Arc::new(StreamSpec::new(org_id, types, named));
+    let filter = match query.get("filter").filter(|f| !f.is_empty()) {
+        None => None,
+        Some(text) => {
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid_field(&["filter"], format!("not JSON: {e}")))?;
+            crate::api::endpoints::check_payload_filter("filter", &value)?;
+            Some(
+                PayloadFilter::compile(&value)
+                    .map_err(|e| ApiError::invalid_field(&["filter"], e.message))?,
+            )
+        }
+    };
+    let spec = Arc::new(StreamSpec::new(org_id, types, named, filter));
     let engine = &state.engine;
     let body = StreamBody::new(outbox.clone(), spec.id, engine.hub.clone(), engine.ctx.clone());
     let subscribe = Subscribe {

@@ -1053,7 +1053,10 @@
         ep.description ? ` · ${ep.description}` : null,
         ep.signature_scheme ? ` · ${ep.signature_scheme}` : null,
       );
-      fill(c.events, ...(ep.events || []).map((t) => h('span', { class: 'chip mono' }, t)));
+      fill(c.events,
+        ...(ep.events || []).map((t) => h('span', { class: 'chip mono' }, t)),
+        ep.filter ? h('span', { class: 'chip mono', 'data-testid': 'endpoint-filter', title: 'payload filter: only events that meet it are delivered' }, `filter ${JSON.stringify(ep.filter)}`) : null,
+      );
       const n = ep.counts;
       if (n) {
         const item = (label, value, kind) =>

@@ -3,6 +3,7 @@
 
 pub mod circuit;
 pub mod envelope;
+pub mod payload_filter;
 pub mod retry;
 pub mod sender;
 pub mod signing;

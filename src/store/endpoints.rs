@@ -35,6 +35,8 @@ pub struct Endpoint {
     pub deleted_at: Option<i64>,
     /// Bumped by every change: actors take settings only newer than what they have.
     pub version: i64,
+    /// A condition on the envelope (JSON) an event must meet to be delivered here.
+    pub payload_filter: Option<String>,
 }
 
 /// What a `PATCH` changes: each `Some` column is written, every other one is left exactly
@@ -50,6 +52,8 @@ pub struct EndpointChanges {
     pub status: Option<String>,
     pub rate_limit_per_second: Option<i32>,
     pub max_in_flight: Option<i32>,
+    /// `Some(None)` removes the filter.
+    pub payload_filter: Option<Option<String>>,
 }
 
 impl Endpoint {

@@ -159,11 +159,13 @@ impl PublishTxn {
                         let active = endpoints::active(c, &new.org_id)?;
                         self.endpoints.insert(new.org_id.clone(), active);
                     }
-                    self.endpoints[&new.org_id]
+                    let mut targets: Vec<Endpoint> = self.endpoints[&new.org_id]
                         .iter()
                         .filter(|ep| ep.matches(&new.event_type))
                         .cloned()
-                        .collect()
+                        .collect();
+                    crate::delivery::payload_filter::keep_matching(&mut targets, &event);
+                    targets
                 }
             };
             let first = rows.len();

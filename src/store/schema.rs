@@ -74,6 +74,7 @@ diesel::table! {
         updated_at -> BigInt,
         deleted_at -> Nullable<BigInt>,
         version -> BigInt,
+        payload_filter -> Nullable<Text>,
     }
 }
 

@@ -111,6 +111,11 @@ both_backends_with!(
         let broken = Receiver::start().await;
         broken.set_default(Behaviour::status(500).body("receiver is down"));
         let circuit_endpoint = endpoint(&app, &broken, "scene.circuit").await;
+        // It carries a payload filter every scene event meets: the page shows it.
+        let filter = json!({"filter": {"data.i": {"$gte": 0}}});
+        let path = format!("/v1/endpoints/{circuit_endpoint}");
+        let r = app.request("PATCH", &path, Some(&key), Some(&filter)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
         for i in 0..6 {
             let r = app.post("/v1/events", &key, json!({"type": "scene.circuit", "data": {"i": i}})).await;
             assert_eq!(r.status, 202, "{}", r.text);

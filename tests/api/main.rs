@@ -14,6 +14,7 @@ mod integrity;
 mod list_filters;
 mod node;
 mod outage;
+mod payload_filters;
 mod receiver;
 mod sessions;
 mod shutdown;

@@ -322,6 +322,8 @@ async function main() {
     const circuitText = (await circuitRow.locator(T('endpoint-circuit-detail')).innerText()).trim();
     check(/open/i.test(circuitText) && /until/i.test(circuitText), `the open circuit does not say when it reopens: "${circuitText}"`);
     await see(circuitRow.locator(`${T('endpoint-counts')} [data-count="succeeded"]`), `delivery counts on ${CIRCUIT_ENDPOINT_ID}`, { timeout: 5000 });
+    const filterText = (await circuitRow.locator(T('endpoint-filter')).innerText()).trim();
+    check(filterText.includes('data.i') && filterText.includes('$gte'), `the endpoint's payload filter is not shown: "${filterText}"`);
 
     // Create one from the form.
     await page.click(`${T('endpoint-create')} summary`);
