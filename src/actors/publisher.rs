@@ -145,6 +145,8 @@ mod tests {
             correlation_id: None,
             source_id: None,
             created_at: 1,
+            version: 1,
+            latest_version: None,
         }
     }
 

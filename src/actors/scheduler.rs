@@ -249,6 +249,8 @@ impl Scheduler {
                                 correlation_id: None,
                                 source_id: None,
                                 created_at: now,
+                                version: 1,
+                                latest_version: None,
                             };
                             let published = crate::store::events::publish_in_txn(c, &event, None, &lease)?;
                             Ok(Some((ep, published)))

@@ -51,6 +51,9 @@ pub struct CreateEndpoint {
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     filter: Option<serde_json::Value>,
+    /// The version to receive per event type (`null` in a PATCH removes every pin).
+    #[serde(default, deserialize_with = "present")]
+    versions: Option<serde_json::Value>,
 }
 
 /// A field that was given, `null` included (`Some(Value::Null)` removes a filter), apart
@@ -72,6 +75,9 @@ pub struct UpdateEndpoint {
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
     filter: Option<serde_json::Value>,
+    /// The version to receive per event type (`null` in a PATCH removes every pin).
+    #[serde(default, deserialize_with = "present")]
+    versions: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +93,8 @@ pub struct EndpointView {
     headers: BTreeMap<String, String>,
     /// The payload filter, or null.
     filter: Option<serde_json::Value>,
+    /// The version pinned per event type (others get each type's latest).
+    versions: BTreeMap<String, i32>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +134,7 @@ impl EndpointView {
             max_in_flight: ep.max_in_flight,
             headers,
             filter: ep.payload_filter.as_deref().and_then(|f| serde_json::from_str(f).ok()),
+            versions: ep.pinned_versions().into_iter().collect(),
             created_at: rfc3339(ep.created_at),
             updated_at: rfc3339(ep.updated_at),
             secret: None,
@@ -171,6 +180,34 @@ fn check_filters(events: &[String]) -> Result<String, ApiError> {
         return Err(ApiError::validation("Invalid payload", issues));
     }
     Ok(serde_json::to_string(events).expect("strings serialise"))
+}
+
+/// Pinned versions as given: an object of event type names to versions (`null` or `{}`
+/// removes every pin). Answers the text to store.
+fn check_versions(value: &serde_json::Value) -> Result<Option<String>, ApiError> {
+    let map = match value {
+        serde_json::Value::Null => return Ok(None),
+        serde_json::Value::Object(map) if map.len() <= 100 => map,
+        _ => {
+            return Err(ApiError::invalid_field(
+                &["versions"],
+                "an object of at most 100 event types and versions",
+            ));
+        }
+    };
+    let mut pins = BTreeMap::new();
+    for (name, version) in map {
+        if validate_type_name(name).is_err() {
+            return Err(ApiError::invalid_field(&["versions", name], "not an event type name"));
+        }
+        match version.as_u64() {
+            Some(v @ 1..=1000) => pins.insert(name.clone(), v as i32),
+            _ => {
+                return Err(ApiError::invalid_field(&["versions", name], "must be a version from 1 to 1000"));
+            }
+        };
+    }
+    Ok((!pins.is_empty()).then(|| serde_json::to_string(&pins).expect("a map serialises")))
 }
 
 /// Bytes a stored payload filter may take.
@@ -249,6 +286,7 @@ pub async fn create(
     let scheme = check_scheme(b.signature_scheme.as_deref())?;
     check_description(&b.description)?;
     let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?.flatten();
+    let versions = b.versions.as_ref().map(check_versions).transpose()?.flatten();
     let secret = match b.secret {
         Some(s) if s.len() < 8 || s.len() > 256 || s.bytes().any(|c| c.is_ascii_control() || c == b' ') => {
             return Err(ApiError::invalid_field(&["secret"], "must be 8 to 256 characters without spaces"));
@@ -282,6 +320,7 @@ pub async fn create(
         deleted_at: None,
         version: 0,
         payload_filter,
+        versions,
     };
     let mut view = EndpointView::new(&ep, cipher);
     view.secret = Some(secret);
@@ -384,6 +423,7 @@ pub async fn update(
     let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
     let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
     let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?;
+    let versions = b.versions.as_ref().map(check_versions).transpose()?;
     let changes = EndpointChanges {
         url: b.url,
         event_filter: filter,
@@ -394,6 +434,7 @@ pub async fn update(
         rate_limit_per_second: rate,
         max_in_flight: in_flight,
         payload_filter,
+        versions,
     };
     let ep = state.db.run(move |conn| endpoints::update(conn, &auth.org_id, &id, &changes, now_ms())).await?;
     state.engine.endpoint_updated(&ep);
@@ -481,6 +522,8 @@ pub async fn send_test(
         correlation_id: None,
         source_id: None,
         created_at: now,
+        version: 1,
+        latest_version: None,
     };
     match state.engine.publish(event, Some(ep)).await? {
         Published::Created { event, deliveries } => Ok(HttpResponse::Accepted().json(json!({

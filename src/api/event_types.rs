@@ -15,41 +15,71 @@ use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::json_schema::Schema;
 use crate::state::AppState;
-use crate::store::event_types::{self, EventType};
+use crate::store::event_types::{self, EventType, TypeVersion};
 use crate::timefmt::rfc3339;
 
 pub const MAX_TYPE_LEN: usize = 128;
 
-/// How long "this type is not registered" is believed: another node may register it.
-const UNREGISTERED_TTL: Duration = Duration::from_secs(1);
+/// How long a type's list of versions is believed: another node may register a version.
+const VERSIONS_TTL: Duration = Duration::from_secs(1);
 const SCHEMA_CACHE_MAX: usize = 10_000;
+/// Versions a type may have.
+const MAX_VERSION: u32 = 1000;
 
-/// The JSON Schema each publish is checked against, kept in memory. Event types are never
-/// changed once registered, so a registered type's schema stays valid for good; only the
-/// absence of a registration is re-read, after `UNREGISTERED_TTL`.
+/// What publishes need of event types, kept in memory: each type's registered versions
+/// (re-read after `VERSIONS_TTL`, since versions are added), and each version's compiled
+/// schema (a registered version never changes, so it is compiled once).
 #[derive(Default)]
 pub struct SchemaCache {
-    entries: Mutex<HashMap<(String, String), CachedSchema>>,
+    /// By (organisation, type name): its versions, and when they were read.
+    types: Mutex<HashMap<(String, String), ReadAt<Registered>>>,
+    /// By (type id, version).
+    compiled: Mutex<HashMap<(String, i32), CompiledSchema>>,
 }
 
-/// A type's schema, and when "not registered" was read (None for registered types).
-type CachedSchema = (Option<Arc<Schema>>, Option<Instant>);
+/// What was read, and when.
+type ReadAt<T> = (Arc<T>, Instant);
+
+/// A version's compiled schema, or `None` when it has none.
+type CompiledSchema = Option<Arc<Schema>>;
+
+/// A type as publishes see it: its id and versions with their schema text (none when the
+/// type is not registered).
+#[derive(Default)]
+struct Registered {
+    type_id: String,
+    versions: Vec<(i32, Option<String>)>,
+}
 
 impl SchemaCache {
-    fn get(&self, key: &(String, String)) -> Option<Option<Arc<Schema>>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(key)? {
-            (_, Some(read_at)) if read_at.elapsed() >= UNREGISTERED_TTL => None,
-            (schema, _) => Some(schema.clone()),
-        }
+    fn registered(&self, key: &(String, String)) -> Option<Arc<Registered>> {
+        let types = self.types.lock().unwrap_or_else(|p| p.into_inner());
+        types.get(key).filter(|(_, at)| at.elapsed() < VERSIONS_TTL).map(|(r, _)| r.clone())
     }
 
-    fn put(&self, key: (String, String), schema: Option<Arc<Schema>>, registered: bool) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= SCHEMA_CACHE_MAX {
-            entries.clear();
+    fn put_registered(&self, key: (String, String), registered: Arc<Registered>) {
+        let mut types = self.types.lock().unwrap_or_else(|p| p.into_inner());
+        if types.len() >= SCHEMA_CACHE_MAX {
+            types.clear();
         }
-        entries.insert(key, (schema, (!registered).then(Instant::now)));
+        types.insert(key, (registered, Instant::now()));
+    }
+
+    /// A version was registered here: the next publish reads the type's versions again.
+    fn forget(&self, key: &(String, String)) {
+        self.types.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    fn compiled(&self, key: &(String, i32)) -> Option<CompiledSchema> {
+        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    fn put_compiled(&self, key: (String, i32), schema: CompiledSchema) {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if compiled.len() >= SCHEMA_CACHE_MAX {
+            compiled.clear();
+        }
+        compiled.insert(key, schema);
     }
 }
 
@@ -58,15 +88,63 @@ fn stored_schema(text: Option<&str>) -> Option<Value> {
     text.and_then(|s| serde_json::from_str(s).ok())
 }
 
-/// The compiled schema a publish of `name` must match, if its type is registered with one.
-pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Option<Arc<Schema>>, ApiError> {
+/// The version a publish of `name` is, and what comes with it.
+pub struct Resolved {
+    pub version: i32,
+    /// The type's latest registered version (`None`: it has none).
+    pub latest: Option<i32>,
+    /// The schema `data` must match.
+    pub schema: Option<Arc<Schema>>,
+}
+
+/// Which version of `name` a publish is (the one asked for, or the type's latest, or 1 for
+/// a type that is not registered) and the schema its data must match. Asking for a
+/// version the registered type does not have is a validation error.
+pub async fn resolve(
+    state: &AppState,
+    org_id: &str,
+    name: &str,
+    asked: Option<u32>,
+) -> Result<Resolved, ApiError> {
     let key = (org_id.to_string(), name.to_string());
-    if let Some(schema) = state.schemas.get(&key) {
-        return Ok(schema);
+    let registered = match state.schemas.registered(&key) {
+        Some(r) => r,
+        None => {
+            let (org, n) = key.clone();
+            let found = state.db.run(move |conn| event_types::versions_by_name(conn, &org, &n)).await?;
+            let registered =
+                Arc::new(found.map_or_else(Registered::default, |(type_id, versions)| Registered {
+                    type_id,
+                    versions: versions.into_iter().map(|v| (v.version, v.json_schema)).collect(),
+                }));
+            state.schemas.put_registered(key, registered.clone());
+            registered
+        }
+    };
+    let latest = registered.versions.iter().map(|(v, _)| *v).max();
+    let version = match (asked, latest) {
+        (Some(v), _) if v == 0 || v > MAX_VERSION => {
+            return Err(ApiError::invalid_field(&["version"], format!("must be from 1 to {MAX_VERSION}")));
+        }
+        (Some(v), _) => v as i32,
+        (None, Some(latest)) => latest,
+        (None, None) => 1,
+    };
+    let Some((_, text)) = registered.versions.iter().find(|(v, _)| *v == version) else {
+        if latest.is_some() {
+            let known: Vec<String> = registered.versions.iter().map(|(v, _)| v.to_string()).collect();
+            return Err(ApiError::invalid_field(
+                &["version"],
+                format!("{name} has no version {version} (registered: {})", known.join(", ")),
+            ));
+        }
+        return Ok(Resolved { version, latest, schema: None });
+    };
+    let compiled_key = (registered.type_id.clone(), version);
+    if let Some(schema) = state.schemas.compiled(&compiled_key) {
+        return Ok(Resolved { version, latest, schema });
     }
-    let (org, n) = key.clone();
-    let registered = state.db.run(move |conn| event_types::find_by_name(conn, &org, &n)).await?;
-    let schema = match registered.as_ref().and_then(|t| stored_schema(t.json_schema.as_deref())) {
+    let schema = match stored_schema(text.as_deref()) {
         // Compiling takes time: off the worker thread, like the read.
         Some(value) => {
             let compiled = web::block(move || Schema::compile(&value))
@@ -80,8 +158,8 @@ pub async fn schema_for(state: &AppState, org_id: &str, name: &str) -> Result<Op
         }
         None => None,
     };
-    state.schemas.put(key, schema.clone(), registered.is_some());
-    Ok(schema)
+    state.schemas.put_compiled(compiled_key, schema.clone());
+    Ok(Resolved { version, latest, schema })
 }
 
 #[derive(Deserialize)]
@@ -90,6 +168,16 @@ pub struct CreateEventType {
     name: String,
     description: Option<String>,
     schema: Option<serde_json::Value>,
+    /// The version this schema is (default 1); a new version of a registered type is added
+    /// beside the others.
+    version: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct VersionView {
+    version: i32,
+    schema: Option<serde_json::Value>,
+    created_at: String,
 }
 
 #[derive(Serialize)]
@@ -97,17 +185,31 @@ pub struct EventTypeView {
     id: String,
     name: String,
     description: Option<String>,
+    /// The latest version's schema.
     schema: Option<serde_json::Value>,
+    latest_version: i32,
+    versions: Vec<VersionView>,
     created_at: String,
 }
 
-impl From<EventType> for EventTypeView {
-    fn from(t: EventType) -> Self {
+impl EventTypeView {
+    fn new(t: EventType, versions: Vec<TypeVersion>) -> Self {
+        let versions: Vec<VersionView> = versions
+            .into_iter()
+            .map(|v| VersionView {
+                version: v.version,
+                schema: stored_schema(v.json_schema.as_deref()),
+                created_at: rfc3339(v.created_at),
+            })
+            .collect();
+        let latest = versions.last();
         Self {
+            schema: latest.and_then(|v| v.schema.clone()),
+            latest_version: latest.map_or(1, |v| v.version),
             id: t.id,
             name: t.name,
             description: t.description,
-            schema: stored_schema(t.json_schema.as_deref()),
+            versions,
             created_at: rfc3339(t.created_at),
         }
     }
@@ -146,15 +248,19 @@ pub async fn create(
             "at most 1000 characters, no control characters",
         ));
     }
-    let compiled = match body.schema.clone() {
-        Some(schema) => Some(Arc::new(
-            web::block(move || Schema::compile(&schema))
-                .await
-                .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
-                .map_err(|m| ApiError::invalid_field(&["schema"], m))?,
-        )),
-        None => None,
+    let version = match body.version {
+        None => 1,
+        Some(v) if (1..=MAX_VERSION).contains(&v) => v as i32,
+        Some(_) => {
+            return Err(ApiError::invalid_field(&["version"], format!("must be from 1 to {MAX_VERSION}")));
+        }
     };
+    if let Some(schema) = body.schema.clone() {
+        web::block(move || Schema::compile(&schema))
+            .await
+            .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+            .map_err(|m| ApiError::invalid_field(&["schema"], m))?;
+    }
     let row = EventType {
         id: new_id("et"),
         org_id: auth.org_id,
@@ -163,11 +269,17 @@ pub async fn create(
         json_schema: body.schema.map(|s| s.to_string()),
         created_at: now_ms(),
     };
-    let view = EventTypeView::from(row.clone());
     let key = (row.org_id.clone(), row.name.clone());
-    state.db.run(move |conn| event_types::insert(conn, &row)).await?;
-    state.schemas.put(key, compiled, true);
-    Ok(HttpResponse::Created().json(view))
+    let (stored, versions) = state
+        .db
+        .run(move |conn| {
+            let stored = event_types::register(conn, &row, version)?;
+            let versions = event_types::versions_of(conn, std::slice::from_ref(&stored.id))?;
+            Ok((stored, versions))
+        })
+        .await?;
+    state.schemas.forget(&key);
+    Ok(HttpResponse::Created().json(EventTypeView::new(stored, versions)))
 }
 
 pub async fn list(
@@ -178,11 +290,27 @@ pub async fn list(
     let req = PageRequest::from_query(&query)?;
     let range = super::list_filters::time_range(&query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
-    let rows = state
+    let (rows, versions) = state
         .db
-        .run(move |conn| event_types::list(conn, &auth.org_id, range, after.as_deref(), fetch))
+        .run(move |conn| {
+            let rows = event_types::list(conn, &auth.org_id, range, after.as_deref(), fetch)?;
+            let ids: Vec<String> = rows.iter().map(|t| t.id.clone()).collect();
+            Ok((rows, event_types::versions_of(conn, &ids)?))
+        })
         .await?;
-    Ok(HttpResponse::Ok().json(page(rows, &req, |t| t.id.clone(), EventTypeView::from)))
+    let mut by_type: HashMap<String, Vec<TypeVersion>> = HashMap::new();
+    for v in versions {
+        by_type.entry(v.type_id.clone()).or_default().push(v);
+    }
+    Ok(HttpResponse::Ok().json(page(
+        rows,
+        &req,
+        |t| t.id.clone(),
+        |t| {
+            let versions = by_type.remove(&t.id).unwrap_or_default();
+            EventTypeView::new(t, versions)
+        },
+    )))
 }
 
 #[cfg(test)]

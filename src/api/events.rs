@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::actors::messages::AttemptSummary;
 use crate::api::auth::OrgAuth;
-use crate::api::event_types::{schema_for, validate_type_name};
+use crate::api::event_types::{resolve, validate_type_name};
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::error::{ApiError, Issue};
@@ -34,6 +34,8 @@ pub struct Publish {
     data: Value,
     id: Option<String>,
     correlation_id: Option<String>,
+    /// The version of its type (default: the type's latest registered version, or 1).
+    version: Option<u32>,
 }
 
 fn accepted_view(event: &Event, delivery_count: i64) -> Value {
@@ -42,6 +44,7 @@ fn accepted_view(event: &Event, delivery_count: i64) -> Value {
         "type": event.event_type,
         "created_at": rfc3339(event.created_at),
         "seq": event.seq,
+        "version": event.version,
         "delivery_count": delivery_count,
     })
 }
@@ -82,7 +85,8 @@ pub async fn publish(
     check_publish(&p)?;
     let wait = query.get("wait").is_some_and(|v| v == "true" || v == "1");
     let mut p = p;
-    if let Some(schema) = schema_for(&state, &auth.org_id, &p.event_type).await? {
+    let resolved = resolve(&state, &auth.org_id, &p.event_type, p.version).await?;
+    if let Some(schema) = resolved.schema {
         // Off the worker threads, and bounded in time: a costly schema delays only its own
         // publish (the blocking thread finishes the work and is then free again).
         let data = std::mem::take(&mut p.data);
@@ -116,6 +120,8 @@ pub async fn publish(
         correlation_id: p.correlation_id,
         source_id: None,
         created_at: now_ms(),
+        version: resolved.version,
+        latest_version: resolved.latest,
     };
     let view_org = new.org_id.clone();
     let (published, waits) = state.engine.publish_waiting(new, None, wait).await?;
@@ -220,6 +226,7 @@ pub fn event_view(e: &Event) -> Value {
         "type": e.event_type,
         "created_at": rfc3339(e.created_at),
         "seq": e.seq,
+        "version": e.version,
         "correlation_id": e.correlation_id,
         "data": serde_json::from_str::<Value>(&e.payload).unwrap_or(Value::Null),
     })

@@ -178,6 +178,8 @@ pub async fn ingest(
         correlation_id: Some(provider_id),
         source_id: Some(source.id.clone()),
         created_at: now,
+        version: 1,
+        latest_version: None,
     };
     let answer = state
         .inbound

@@ -1055,6 +1055,8 @@
       );
       fill(c.events,
         ...(ep.events || []).map((t) => h('span', { class: 'chip mono' }, t)),
+        ...Object.entries(ep.versions || {}).map(([type, v]) =>
+          h('span', { class: 'chip mono', 'data-testid': 'endpoint-version-pin', title: `receives version ${v} of ${type} only` }, `${type} v${v}`)),
         ep.filter ? h('span', { class: 'chip mono', 'data-testid': 'endpoint-filter', title: 'payload filter: only events that meet it are delivered' }, `filter ${JSON.stringify(ep.filter)}`) : null,
       );
       const n = ep.counts;
@@ -1353,6 +1355,8 @@
             h('dd', { class: 'mono wrap' }, ev.id),
             h('dt', null, 'seq'),
             h('dd', null, String(ev.seq ?? '—')),
+            h('dt', null, 'version'),
+            h('dd', { 'data-testid': 'event-version' }, String(ev.version ?? 1)),
             h('dt', null, 'created'),
             h('dd', null, timeEl(ev.created_at)),
             ev.correlation_id ? [h('dt', null, 'correlation id'), h('dd', { class: 'mono wrap' }, ev.correlation_id)] : null,

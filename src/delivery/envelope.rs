@@ -19,6 +19,8 @@ pub fn envelope_text(event: &Event) -> String {
     out.push_str(&quote(&event.event_type));
     out.push_str(",\"created_at\":");
     out.push_str(&quote(&rfc3339(event.created_at)));
+    out.push_str(",\"version\":");
+    out.push_str(&event.version.to_string());
     if let Some(c) = &event.correlation_id {
         out.push_str(",\"correlation_id\":");
         out.push_str(&quote(c));
@@ -44,12 +46,14 @@ mod tests {
             correlation_id: Some("c\n1".into()),
             source_id: None,
             created_at: 0,
+            version: 2,
         };
         let v: serde_json::Value = serde_json::from_slice(&envelope(&event)).unwrap();
         assert_eq!(v["id"], "evt_1");
         assert_eq!(v["type"], "a.b");
         assert_eq!(v["created_at"], "1970-01-01T00:00:00Z");
         assert_eq!(v["correlation_id"], "c\n1");
+        assert_eq!(v["version"], 2);
         assert_eq!(v["data"]["x"][1], "\"q\"");
     }
 }

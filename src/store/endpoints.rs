@@ -1,5 +1,7 @@
 //! Endpoints (subscriptions) and their persisted circuit state.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::schema::deliveries::dsl as d;
@@ -37,6 +39,8 @@ pub struct Endpoint {
     pub version: i64,
     /// A condition on the envelope (JSON) an event must meet to be delivered here.
     pub payload_filter: Option<String>,
+    /// The version pinned per event type (a JSON object), if any.
+    pub versions: Option<String>,
 }
 
 /// What a `PATCH` changes: each `Some` column is written, every other one is left exactly
@@ -54,6 +58,8 @@ pub struct EndpointChanges {
     pub max_in_flight: Option<i32>,
     /// `Some(None)` removes the filter.
     pub payload_filter: Option<Option<String>>,
+    /// `Some(None)` removes the pins.
+    pub versions: Option<Option<String>>,
 }
 
 impl Endpoint {
@@ -63,6 +69,22 @@ impl Endpoint {
 
     pub fn matches(&self, event_type: &str) -> bool {
         self.filters().iter().any(|f| type_matches(f, event_type))
+    }
+
+    /// The pinned version per event type.
+    pub fn pinned_versions(&self) -> HashMap<String, i32> {
+        self.versions.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+    }
+
+    /// Whether this endpoint takes `version` of `event_type`: the version it pinned, or,
+    /// when it pinned none, the type's latest (every version of a type without versions).
+    pub fn wants_version(&self, event_type: &str, version: i32, latest: Option<i32>) -> bool {
+        let pinned =
+            if self.versions.is_some() { self.pinned_versions().get(event_type).copied() } else { None };
+        match pinned {
+            Some(p) => p == version,
+            None => latest.is_none_or(|l| l == version),
+        }
     }
 }
 

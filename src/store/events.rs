@@ -27,6 +27,8 @@ pub struct Event {
     pub correlation_id: Option<String>,
     pub source_id: Option<String>,
     pub created_at: i64,
+    /// The version of its type it was published as.
+    pub version: i32,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -39,6 +41,11 @@ pub struct NewEvent {
     pub correlation_id: Option<String>,
     pub source_id: Option<String>,
     pub created_at: i64,
+    pub version: i32,
+    /// The type's latest registered version when published: endpoints that pinned no
+    /// version get only events of that one (`None`: the type has no versions; all go).
+    #[diesel(skip_insertion)]
+    pub latest_version: Option<i32>,
 }
 
 pub enum Published {
@@ -162,6 +169,7 @@ impl PublishTxn {
                     let mut targets: Vec<Endpoint> = self.endpoints[&new.org_id]
                         .iter()
                         .filter(|ep| ep.matches(&new.event_type))
+                        .filter(|ep| ep.wants_version(&new.event_type, new.version, new.latest_version))
                         .cloned()
                         .collect();
                     crate::delivery::payload_filter::keep_matching(&mut targets, &event);
@@ -217,14 +225,14 @@ fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Eve
         DbConn::Pg(pg) => pg,
         DbConn::Sqlite(_) => return items.iter().map(|(new, _)| insert_new(c, new)).collect(),
     };
-    use diesel::sql_types::{Array, BigInt, Nullable, Text};
+    use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text};
     let column = |f: fn(&NewEvent) -> String| items.iter().map(|(n, _)| f(n)).collect::<Vec<_>>();
     let optional = |f: fn(&NewEvent) -> Option<String>| items.iter().map(|(n, _)| f(n)).collect::<Vec<_>>();
     // unnest keeps the batch's order, so sequence numbers follow it.
     let stored: Vec<Event> = diesel::sql_query(
-        "INSERT INTO events (id, org_id, event_type, payload, correlation_id, source_id, created_at) \
-         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING \
-         RETURNING seq, id, org_id, event_type, payload, correlation_id, source_id, created_at",
+        "INSERT INTO events (id, org_id, event_type, payload, correlation_id, source_id, created_at, version) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING \
+         RETURNING seq, id, org_id, event_type, payload, correlation_id, source_id, created_at, version",
     )
     .bind::<Array<Text>, _>(column(|n| n.id.clone()))
     .bind::<Array<Text>, _>(column(|n| n.org_id.clone()))
@@ -233,6 +241,7 @@ fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Eve
     .bind::<Array<Nullable<Text>>, _>(optional(|n| n.correlation_id.clone()))
     .bind::<Array<Nullable<Text>>, _>(optional(|n| n.source_id.clone()))
     .bind::<Array<BigInt>, _>(items.iter().map(|(n, _)| n.created_at).collect::<Vec<_>>())
+    .bind::<Array<Integer>, _>(items.iter().map(|(n, _)| n.version).collect::<Vec<_>>())
     .load(pg)?;
     let mut by_id: HashMap<(String, String), Event> =
         stored.into_iter().map(|e| ((e.org_id.clone(), e.id.clone()), e)).collect();

@@ -38,6 +38,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    event_type_versions (type_id, version) {
+        type_id -> Text,
+        version -> Integer,
+        json_schema -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     events (seq) {
         seq -> BigInt,
         id -> Text,
@@ -47,6 +56,7 @@ diesel::table! {
         correlation_id -> Nullable<Text>,
         source_id -> Nullable<Text>,
         created_at -> BigInt,
+        version -> Integer,
     }
 }
 
@@ -75,6 +85,7 @@ diesel::table! {
         deleted_at -> Nullable<BigInt>,
         version -> BigInt,
         payload_filter -> Nullable<Text>,
+        versions -> Nullable<Text>,
     }
 }
 
@@ -189,6 +200,7 @@ diesel::table! {
 }
 
 diesel::joinable!(api_keys -> organizations (org_id));
+diesel::joinable!(event_type_versions -> event_types (type_id));
 diesel::joinable!(deliveries -> endpoints (endpoint_id));
 diesel::joinable!(deliveries -> events (event_seq));
 diesel::joinable!(delivery_attempts -> deliveries (delivery_id));
@@ -197,6 +209,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     organizations,
     api_keys,
     event_types,
+    event_type_versions,
     events,
     endpoints,
     endpoint_owners,

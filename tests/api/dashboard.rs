@@ -112,7 +112,7 @@ both_backends_with!(
         broken.set_default(Behaviour::status(500).body("receiver is down"));
         let circuit_endpoint = endpoint(&app, &broken, "scene.circuit").await;
         // It carries a payload filter every scene event meets: the page shows it.
-        let filter = json!({"filter": {"data.i": {"$gte": 0}}});
+        let filter = json!({"filter": {"data.i": {"$gte": 0}}, "versions": {"scene.circuit": 1}});
         let path = format!("/v1/endpoints/{circuit_endpoint}");
         let r = app.request("PATCH", &path, Some(&key), Some(&filter)).await;
         assert_eq!(r.status, 200, "{}", r.text);

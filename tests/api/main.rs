@@ -22,3 +22,4 @@ mod sse_client;
 mod stream;
 mod supervision;
 mod tenant;
+mod versions;

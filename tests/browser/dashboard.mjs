@@ -324,6 +324,8 @@ async function main() {
     await see(circuitRow.locator(`${T('endpoint-counts')} [data-count="succeeded"]`), `delivery counts on ${CIRCUIT_ENDPOINT_ID}`, { timeout: 5000 });
     const filterText = (await circuitRow.locator(T('endpoint-filter')).innerText()).trim();
     check(filterText.includes('data.i') && filterText.includes('$gte'), `the endpoint's payload filter is not shown: "${filterText}"`);
+    const pinText = (await circuitRow.locator(T('endpoint-version-pin')).innerText()).trim();
+    check(pinText === 'scene.circuit v1', `the endpoint's version pin is not shown: "${pinText}"`);
 
     // Create one from the form.
     await page.click(`${T('endpoint-create')} summary`);

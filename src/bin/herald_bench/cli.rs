@@ -39,6 +39,10 @@ options:
   --rate R              events per second (latency, sse)
   --duration S          seconds of offered load (latency, sse)
   --endpoints E         endpoints (fanout; default 50)
+  --filtered N          payload filters, for what evaluating them costs a publish: e2e adds
+                        N endpoints for its events with a filter no event meets (deliveries
+                        stay those of its one endpoint); fanout gives each of its endpoints a
+                        filter every event meets (there N only turns this on)
   --streams K           streams (sse); capped below the open-files limit
   --timeout S           hard limit per scenario, setup excluded (default 120): what was
                         measured by then is reported and the run marked INCOMPLETE
@@ -105,6 +109,9 @@ pub struct Options {
     pub rate: Option<f64>,
     pub duration: Option<f64>,
     pub endpoints: Option<usize>,
+    /// `--filtered N`: payload filters on endpoints (e2e: N more that no event meets;
+    /// fanout: one every event meets on each endpoint).
+    pub filtered: Option<usize>,
     pub streams: Option<usize>,
     pub timeout: Duration,
     pub client: ClientKind,
@@ -146,6 +153,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         rate: None,
         duration: None,
         endpoints: None,
+        filtered: None,
         streams: None,
         timeout: Duration::from_secs(120),
         client: ClientKind::Raw,
@@ -200,6 +208,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--rate" => o.rate = Some(positive(f, &value)?),
             "--duration" => o.duration = Some(positive(f, &value)?),
             "--endpoints" => o.endpoints = Some(positive(f, &value)?),
+            "--filtered" => o.filtered = Some(positive(f, &value)?),
             "--streams" => o.streams = Some(positive(f, &value)?),
             "--timeout" => o.timeout = Duration::from_secs_f64(positive(f, &value)?),
             "--client" => {
@@ -256,5 +265,17 @@ mod tests {
         assert_eq!(o.endpoints, Some(5));
         assert!(run(&["e2e", "--tls"]).unwrap().tls);
         assert!(run(&["e2e", "--tls=yes"]).is_err());
+    }
+
+    #[test]
+    fn filtered_takes_a_count() {
+        assert_eq!(run(&["fanout"]).unwrap().filtered, None);
+        let o = run(&["e2e", "--filtered", "50"]).unwrap();
+        assert_eq!(o.scenario, Scenario::E2e);
+        assert_eq!(o.filtered, Some(50));
+        assert_eq!(run(&["fanout", "--filtered=50", "--endpoints", "200"]).unwrap().filtered, Some(50));
+        assert!(run(&["e2e", "--filtered"]).is_err());
+        assert!(run(&["e2e", "--filtered", "0"]).is_err());
+        assert!(run(&["e2e", "--filtered", "many"]).is_err());
     }
 }

@@ -211,6 +211,8 @@ impl Herald {
             ("HERALD_LIMITS__RATE_LIMIT_PER_MINUTE", "100000000"),
             // The sse scenario opens up to ~19,000 streams for one organisation.
             ("HERALD_LIMITS__MAX_STREAMS", "1000000"),
+            // fanout with --endpoints above 100 (the default quota), e2e with --filtered N.
+            ("HERALD_LIMITS__MAX_ENDPOINTS", "100000"),
             // herald_pending_deliveries, which the bench polls to see results recorded, is the
             // Janitor's count as of its last turn (a scrape never scans a table): a turn a
             // second keeps it current.
@@ -302,8 +304,13 @@ impl Herald {
         Ok(())
     }
 
-    pub fn create_endpoint(&self, url: &str) -> Result<String, String> {
-        let ep = self.api("POST", "/v1/endpoints", &json!({"url": url, "events": ["bench.*"]}))?;
+    /// An endpoint for every `bench.*` event, with a payload filter when given.
+    pub fn create_endpoint(&self, url: &str, filter: Option<&Value>) -> Result<String, String> {
+        let mut body = json!({"url": url, "events": ["bench.*"]});
+        if let Some(filter) = filter {
+            body["filter"] = filter.clone();
+        }
+        let ep = self.api("POST", "/v1/endpoints", &body)?;
         ep["id"].as_str().map(str::to_string).ok_or_else(|| "POST /v1/endpoints answered no id".into())
     }
 

@@ -23,6 +23,9 @@ pub struct Recorder {
     unique: AtomicU64,
     duplicates: AtomicU64,
     other: AtomicU64,
+    /// Deliveries to `/filtered-out/{n}`, the endpoints whose payload filter no event meets
+    /// (`--filtered`). Never reset: a scenario compares its count before and after.
+    filtered_out: AtomicU64,
 }
 
 #[derive(Default)]
@@ -69,6 +72,11 @@ impl Recorder {
         self.other.load(Ordering::Relaxed)
     }
 
+    /// Deliveries to the endpoints no event should reach, since the receiver started.
+    pub fn filtered_out(&self) -> u64 {
+        self.filtered_out.load(Ordering::SeqCst)
+    }
+
     fn record(&self, endpoint: usize, body: &[u8], now: u64) {
         let (Some(index), Some(sent)) = (number_after(body, br#""i":"#), number_after(body, br#""t":"#))
         else {
@@ -111,6 +119,13 @@ async fn hook(recorder: web::Data<Recorder>, endpoint: web::Path<usize>, body: w
     HttpResponse::NoContent().finish()
 }
 
+/// An endpoint whose filter no event meets: counted apart from every `/hook/{n}`, so the
+/// scenario's expected deliveries are untouched and a filter that let an event through shows.
+async fn filtered_out_hook(recorder: web::Data<Recorder>) -> HttpResponse {
+    recorder.filtered_out.fetch_add(1, Ordering::Relaxed);
+    HttpResponse::NoContent().finish()
+}
+
 pub struct Receiver {
     /// Plain HTTP.
     pub addr: SocketAddr,
@@ -123,7 +138,8 @@ pub struct Receiver {
 
 impl Receiver {
     /// Listens on 127.0.0.1 (a free port, and another for HTTPS when `tls`) with its own
-    /// `workers` threads; `POST /hook/{n}` is endpoint number n.
+    /// `workers` threads; `POST /hook/{n}` is endpoint number n, and `POST /filtered-out/{n}`
+    /// an endpoint that should get nothing.
     pub fn start(workers: usize, tls: bool) -> io::Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
@@ -143,7 +159,10 @@ impl Receiver {
         let thread = std::thread::Builder::new().name("bench-receiver".into()).spawn(move || {
             let served = actix_web::rt::System::new().block_on(async move {
                 let mut server = HttpServer::new(move || {
-                    App::new().app_data(data.clone()).route("/hook/{endpoint}", web::post().to(hook))
+                    App::new()
+                        .app_data(data.clone())
+                        .route("/hook/{endpoint}", web::post().to(hook))
+                        .route("/filtered-out/{endpoint}", web::post().to(filtered_out_hook))
                 })
                 .workers(workers.max(1))
                 .backlog(4096)
@@ -167,9 +186,19 @@ impl Receiver {
 
     /// Endpoint n's URL: HTTPS with `--tls`.
     pub fn url(&self, endpoint: usize) -> String {
+        format!("{}/hook/{endpoint}", self.origin())
+    }
+
+    /// The URL of the n-th endpoint whose payload filter no event meets (`--filtered`): not
+    /// one of the recorder's endpoints, so it adds nothing to what a scenario expects.
+    pub fn filtered_out_url(&self, endpoint: usize) -> String {
+        format!("{}/filtered-out/{endpoint}", self.origin())
+    }
+
+    fn origin(&self) -> String {
         match self.tls_addr {
-            Some(addr) => format!("https://{addr}/hook/{endpoint}"),
-            None => format!("http://{}/hook/{endpoint}", self.addr),
+            Some(addr) => format!("https://{addr}"),
+            None => format!("http://{}", self.addr),
         }
     }
 

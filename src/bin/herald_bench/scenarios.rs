@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::cli::{Options, Scenario};
@@ -98,34 +98,91 @@ fn warm_up(
     Ok(())
 }
 
-/// Starts herald with `endpoints` endpoints on the receiver, warmed up, and the receiver
-/// ready to record `n` events to each; returns herald and the scenario's deadline.
+/// `--filtered`: a payload filter every event the bench publishes meets, the warm-up's
+/// `{"w": 1}` included (the type, then a number in `data`).
+fn filter_every_event_meets() -> Value {
+    json!({"$and": [
+        {"type": {"$regex": "^bench\\."}},
+        {"$or": [{"data.i": {"$gte": 0}}, {"data.w": {"$gte": 0}}]}
+    ]})
+}
+
+/// `--filtered`: a payload filter no event the bench publishes meets (`data.i` counts from
+/// 0, and the warm-up has none), checked as far as `filter_every_event_meets`'s is.
+fn filter_no_event_meets() -> Value {
+    json!({"$and": [
+        {"type": {"$regex": "^bench\\."}},
+        {"data.i": {"$lt": -1}}
+    ]})
+}
+
+/// The endpoints a scenario publishes to, all for every `bench.*` event.
+struct Endpoints {
+    /// On the receiver's counted paths (`/hook/0`, …), each with `filter` when given.
+    counted: usize,
+    filter: Option<Value>,
+    /// More, each with a filter no event meets, on a path the receiver counts apart.
+    filtered_out: usize,
+}
+
+impl Endpoints {
+    fn plain(counted: usize) -> Self {
+        Self { counted, filter: None, filtered_out: 0 }
+    }
+}
+
+/// Starts herald with the endpoints on the receiver, warmed up, and the receiver ready to
+/// record `n` events to each counted one; returns herald and the scenario's deadline.
 fn start_with_endpoints(
     ctx: &Ctx,
     backend: Backend,
-    endpoints: usize,
+    endpoints: &Endpoints,
     n: u64,
     r: &mut ScenarioResult,
 ) -> Result<(Herald, Instant), String> {
     let h = Herald::start(&ctx.launch, backend)?;
-    let deadline = Instant::now() + ctx.opts.timeout;
-    for e in 0..endpoints {
-        h.create_endpoint(&ctx.receiver.url(e))?;
+    for e in 0..endpoints.counted {
+        h.create_endpoint(&ctx.receiver.url(e), endpoints.filter.as_ref())?;
     }
+    if endpoints.filtered_out > 0 {
+        let none = filter_no_event_meets();
+        for e in 0..endpoints.filtered_out {
+            h.create_endpoint(&ctx.receiver.filtered_out_url(e), Some(&none))?;
+        }
+    }
+    // Creating the endpoints is setup (thousands of them with --filtered take a while).
+    let deadline = Instant::now() + ctx.opts.timeout;
+    let counted = endpoints.counted;
     let recorder = &ctx.receiver.recorder;
-    recorder.reset(endpoints, n as usize);
-    warm_up(ctx, &h, endpoints, deadline, r)?;
-    recorder.reset(endpoints, n as usize);
+    recorder.reset(counted, n as usize);
+    warm_up(ctx, &h, counted, deadline, r)?;
+    recorder.reset(counted, n as usize);
     Ok((h, deadline))
+}
+
+/// Deliveries that reached the endpoints whose filter no event meets: any means a filter
+/// let an event through, and makes the run incomplete.
+fn filtered_out_check(r: &mut ScenarioResult, delivered: u64) {
+    r.count("filtered_out_deliveries", "deliveries to endpoints whose filter no event meets", delivered);
+    if delivered > 0 {
+        r.complete = false;
+        r.note(format!("{delivered} deliveries reached endpoints whose payload filter no event meets"));
+    }
 }
 
 fn e2e(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), String> {
     let n = ctx.opts.events.unwrap_or(20_000);
     let c = ctx.opts.concurrency.unwrap_or(32);
-    let (h, deadline) = start_with_endpoints(ctx, backend, 1, n, r)?;
+    let filtered = ctx.opts.filtered;
     let recorder = &ctx.receiver.recorder;
+    let filtered_out_before = recorder.filtered_out();
+    let setup = Endpoints { counted: 1, filter: None, filtered_out: filtered.unwrap_or(0) };
+    let (h, deadline) = start_with_endpoints(ctx, backend, &setup, n, r)?;
     r.count("events", "events to publish", n);
     r.count("concurrency", "publishers in flight", c as u64);
+    if let Some(k) = filtered {
+        r.count("filtered", "endpoints with payload filters", k as u64);
+    }
 
     let before = Usage::read(Some(h.pid));
     let out = load::run(plan(ctx, &h, n, c, Pace::Closed, deadline));
@@ -145,6 +202,9 @@ fn e2e(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), String
     latency_figures(r, "publish", "publish answer (202)", percentiles(&mut answer_times));
     settled.report(r);
     delivery_checks(r, out.ok, got.unique, got.duplicates);
+    if filtered.is_some() {
+        filtered_out_check(r, recorder.filtered_out().saturating_sub(filtered_out_before));
+    }
     answers_note(r, "publish", &out);
     before.report(&after, Some((&h, backend)), ("events", out.ok as f64), r);
     r.set_goal("herald_peak_rss_mb", Goal::AtMost(100.0));
@@ -157,7 +217,7 @@ fn latency(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), St
     let seconds = ctx.opts.duration.unwrap_or(20.0);
     let c = ctx.opts.concurrency.unwrap_or(128);
     let n = (rate * seconds).round() as u64;
-    let (h, deadline) = start_with_endpoints(ctx, backend, 1, n, r)?;
+    let (h, deadline) = start_with_endpoints(ctx, backend, &Endpoints::plain(1), n, r)?;
     let recorder = &ctx.receiver.recorder;
     r.num("offered_per_s", "offered events/s (open loop)", rate);
     r.num("offered_s", "offered for s", seconds);
@@ -200,9 +260,22 @@ fn fanout(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), Str
     let endpoints = ctx.opts.endpoints.unwrap_or(50);
     let n = ctx.opts.events.unwrap_or(1_000);
     let c = ctx.opts.concurrency.unwrap_or(32);
-    let (h, deadline) = start_with_endpoints(ctx, backend, endpoints, n, r)?;
+    // --filtered: each endpoint gets a filter every event meets, so the deliveries are the
+    // same and what changes is the filters' evaluation on the publish path.
+    let setup = Endpoints {
+        counted: endpoints,
+        filter: ctx.opts.filtered.map(|_| filter_every_event_meets()),
+        filtered_out: 0,
+    };
+    let (h, deadline) = start_with_endpoints(ctx, backend, &setup, n, r)?;
     let recorder = &ctx.receiver.recorder;
     r.count("endpoints", "endpoints", endpoints as u64);
+    if let Some(k) = ctx.opts.filtered {
+        r.count("filtered", "endpoints with payload filters", endpoints as u64);
+        if k != endpoints {
+            r.note(format!("--filtered {k}: all {endpoints} endpoints have a filter every event meets"));
+        }
+    }
     r.count("events", "events published", n);
 
     let before = Usage::read(Some(h.pid));
