@@ -299,7 +299,7 @@ impl EndpointActor {
                 }
             })
             .collect();
-        self.writer.do_send(Record { updates, circuit: None });
+        self.writer.do_send(Record { updates, circuit: None, wake_scheduler: false });
         self.scheduler.do_send(WakeAt(until));
     }
 
@@ -399,6 +399,7 @@ impl EndpointActor {
         self.writer.do_send(Record {
             updates: vec![DeliveryUpdate { delivery_id: job.delivery_id, attempt: Some(row), next }],
             circuit: Some(circuit),
+            wake_scheduler: self.cfg.fifo,
         });
         if after == CircuitState::Open
             && let Some(until) = self.breaker.open_until
@@ -501,7 +502,7 @@ impl Handler<Enqueue> for EndpointActor {
             }
         }
         if !overflow.is_empty() {
-            self.writer.do_send(Record { updates: overflow, circuit: None });
+            self.writer.do_send(Record { updates: overflow, circuit: None, wake_scheduler: false });
             self.full = true;
             self.ctx.full_endpoints.set(&self.cfg.id, true);
         }

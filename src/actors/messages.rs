@@ -51,6 +51,8 @@ pub struct WakeAt(pub i64);
 pub struct Record {
     pub updates: Vec<DeliveryUpdate>,
     pub circuit: Option<CircuitUpdate>,
+    /// Once written, the Scheduler claims what is due (a FIFO endpoint's next delivery).
+    pub wake_scheduler: bool,
 }
 
 /// The first attempt's outcome, for a publisher waiting on it.

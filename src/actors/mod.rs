@@ -58,6 +58,17 @@ pub struct DeliveryContext {
     /// Opens the secrets and header values endpoints keep encrypted.
     pub cipher: Arc<crate::secrets::Cipher>,
     pub opened: OpenedSecrets,
+    /// The Scheduler, once started: woken when a FIFO endpoint's queue may move.
+    pub scheduler: std::sync::OnceLock<Recipient<messages::WakeAt>>,
+}
+
+impl DeliveryContext {
+    /// Asks the Scheduler to claim what is due now (a FIFO endpoint's next delivery).
+    pub fn wake_scheduler(&self) {
+        if let Some(s) = self.scheduler.get() {
+            s.do_send(messages::WakeAt(now_ms()));
+        }
+    }
 }
 
 /// An endpoint's secrets and header values, decrypted (`None` when they do not open with
@@ -220,6 +231,8 @@ pub struct EndpointSnapshot {
     pub scheme: SignatureScheme,
     pub headers: Vec<(String, String)>,
     pub max_in_flight: usize,
+    /// One delivery at a time, in event order (the store hands over only the head).
+    pub fifo: bool,
     pub rate_limit_per_second: Option<u32>,
     /// The row's version: an actor takes settings only newer than what it has.
     pub version: i64,
@@ -253,8 +266,12 @@ impl EndpointSnapshot {
             secrets,
             scheme: SignatureScheme::parse(&ep.signature_scheme).unwrap_or_default(),
             headers,
-            max_in_flight: ep.max_in_flight.map(|n| n.max(1) as u32).unwrap_or(default_max_in_flight)
-                as usize,
+            max_in_flight: if ep.fifo() {
+                1
+            } else {
+                ep.max_in_flight.map(|n| n.max(1) as u32).unwrap_or(default_max_in_flight) as usize
+            },
+            fifo: ep.fifo(),
             rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
             version: ep.version,
             circuit_state: ep.circuit_state.clone(),
@@ -321,6 +338,9 @@ pub fn announce(
         for dispatch in dispatches(rows, ctx) {
             registry.do_send(dispatch);
         }
+        if deliveries.iter().any(|(d, ep)| d.lease_owner.is_none() && ep.fifo()) {
+            ctx.wake_scheduler();
+        }
         hub.do_send(stream_hub::Committed(event.seq));
     }
 }
@@ -381,6 +401,7 @@ impl Engine {
             full_endpoints: FullEndpoints::default(),
             cipher,
             opened: OpenedSecrets::default(),
+            scheduler: std::sync::OnceLock::new(),
             ownership: ownership::Ownership::new(
                 crate::store::DatabaseUrl::parse(&settings.database.url)
                     .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
@@ -400,6 +421,7 @@ impl Engine {
             });
             (registry, scheduler_addr.expect("scheduler started"))
         };
+        let _ = ctx.scheduler.set(scheduler.clone().recipient());
         if let Ok(url) = crate::store::DatabaseUrl::parse(&settings.database.url)
             && url.backend == crate::store::Backend::Postgres
         {

@@ -26,6 +26,8 @@ pub struct ResultWriter {
     flushing: bool,
     /// Callers waiting for everything buffered to be written (shutdown).
     drained: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// A result of a FIFO endpoint is buffered: wake the Scheduler once it is written.
+    wake_after: bool,
 }
 
 /// Answers once every result handed over so far has been written.
@@ -35,7 +37,14 @@ pub struct Drain(pub tokio::sync::oneshot::Sender<()>);
 
 impl ResultWriter {
     pub fn new(ctx: Arc<DeliveryContext>) -> Self {
-        Self { ctx, updates: Vec::new(), circuits: HashMap::new(), flushing: false, drained: Vec::new() }
+        Self {
+            ctx,
+            updates: Vec::new(),
+            circuits: HashMap::new(),
+            flushing: false,
+            drained: Vec::new(),
+            wake_after: false,
+        }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -49,6 +58,7 @@ impl ResultWriter {
             return;
         }
         self.flushing = true;
+        let wake = std::mem::take(&mut self.wake_after);
         let take = self.updates.len().min(MAX_BATCH);
         let updates: Vec<DeliveryUpdate> = self.updates.drain(..take).collect();
         let circuits: Vec<CircuitUpdate> = self.circuits.drain().map(|(_, c)| c).collect();
@@ -72,6 +82,10 @@ impl ResultWriter {
         };
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.flushing = false;
+            if wake {
+                // Written or not, the Scheduler's claim finds the queue as the store has it.
+                act.ctx.wake_scheduler();
+            }
             match result {
                 Ok(unwritten) if unwritten.is_empty() => act.flush(ctx),
                 Ok(unwritten) => {
@@ -150,6 +164,7 @@ impl Handler<Record> for ResultWriter {
 
     fn handle(&mut self, msg: Record, ctx: &mut Context<Self>) {
         self.updates.extend(msg.updates);
+        self.wake_after |= msg.wake_scheduler;
         if let Some(mut c) = msg.circuit {
             // The state is the newest; a success in between must still reset `failing_since`.
             if let Some(older) = self.circuits.get(&c.endpoint_id) {

@@ -184,6 +184,32 @@ pub async fn retry(
     }
 }
 
+/// Marks a pending delivery `failed` ("cancelled"), so a FIFO endpoint blocked by it goes
+/// on with the next one.
+pub async fn cancel(
+    auth: OrgAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let outcome = state.db.run(move |conn| deliveries::cancel(conn, &auth.org_id, &id, now_ms())).await?;
+    match outcome {
+        deliveries::Cancel::Cancelled(d) => {
+            // Its endpoint's queue may move now.
+            state.engine.ctx.wake_scheduler();
+            Ok(HttpResponse::Ok().json(DeliveryView::new(d, None)))
+        }
+        deliveries::Cancel::NotFound => Err(ApiError::not_found("Delivery")),
+        deliveries::Cancel::NotPending(d) if d.status == "pending" => Err(ApiError::conflict(
+            "The delivery is being attempted; its attempt decides (cancel it after, if it is still pending)",
+        )),
+        deliveries::Cancel::NotPending(d) => Err(ApiError::conflict(format!(
+            "The delivery is already {}; only a pending one can be cancelled",
+            d.status
+        ))),
+    }
+}
+
 pub async fn dead_letters(
     auth: OrgAuth,
     state: web::Data<AppState>,

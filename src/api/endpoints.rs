@@ -54,6 +54,8 @@ pub struct CreateEndpoint {
     /// The version to receive per event type (`null` in a PATCH removes every pin).
     #[serde(default, deserialize_with = "present")]
     versions: Option<serde_json::Value>,
+    /// `fifo` (one at a time, in event order) or `none` (the default).
+    ordering: Option<String>,
 }
 
 /// A field that was given, `null` included (`Some(Value::Null)` removes a filter), apart
@@ -78,6 +80,8 @@ pub struct UpdateEndpoint {
     /// The version to receive per event type (`null` in a PATCH removes every pin).
     #[serde(default, deserialize_with = "present")]
     versions: Option<serde_json::Value>,
+    /// `fifo` (one at a time, in event order) or `none` (the default).
+    ordering: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -95,6 +99,11 @@ pub struct EndpointView {
     filter: Option<serde_json::Value>,
     /// The version pinned per event type (others get each type's latest).
     versions: BTreeMap<String, i32>,
+    ordering: String,
+    /// A FIFO endpoint's queue (one endpoint view only): its head, and whether it waits
+    /// on that delivery's retries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<serde_json::Value>,
     created_at: String,
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -135,6 +144,8 @@ impl EndpointView {
             headers,
             filter: ep.payload_filter.as_deref().and_then(|f| serde_json::from_str(f).ok()),
             versions: ep.pinned_versions().into_iter().collect(),
+            ordering: ep.ordering.clone(),
+            queue: None,
             created_at: rfc3339(ep.created_at),
             updated_at: rfc3339(ep.updated_at),
             secret: None,
@@ -230,6 +241,14 @@ pub fn check_payload_filter(field: &str, filter: &serde_json::Value) -> Result<O
     Ok(Some(text))
 }
 
+fn check_ordering(ordering: Option<&str>) -> Result<Option<String>, ApiError> {
+    match ordering {
+        None => Ok(None),
+        Some(o @ ("fifo" | "none")) => Ok(Some(o.to_string())),
+        Some(_) => Err(ApiError::invalid_field(&["ordering"], "must be fifo or none")),
+    }
+}
+
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<String, ApiError> {
     for (name, value) in headers {
         let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
@@ -287,6 +306,7 @@ pub async fn create(
     check_description(&b.description)?;
     let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?.flatten();
     let versions = b.versions.as_ref().map(check_versions).transpose()?.flatten();
+    let ordering = check_ordering(b.ordering.as_deref())?.unwrap_or_else(|| "none".into());
     let secret = match b.secret {
         Some(s) if s.len() < 8 || s.len() > 256 || s.bytes().any(|c| c.is_ascii_control() || c == b' ') => {
             return Err(ApiError::invalid_field(&["secret"], "must be 8 to 256 characters without spaces"));
@@ -321,6 +341,7 @@ pub async fn create(
         version: 0,
         payload_filter,
         versions,
+        ordering,
     };
     let mut view = EndpointView::new(&ep, cipher);
     view.secret = Some(secret);
@@ -365,21 +386,36 @@ pub async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let this_node = state.engine.ctx.node_id.clone();
-    let (ep, counts, owner) = state
+    let (ep, counts, owner, head) = state
         .db
         .run(move |conn| {
             let ep = endpoints::find(conn, &auth.org_id, &id)?;
             let counts = endpoints::delivery_counts(conn, &ep.id)?;
+            let head = if ep.fifo() { crate::store::deliveries::queue_head(conn, &ep.id)? } else { None };
             let owner = match conn {
                 DbConn::Pg(_) => owners::owner_of(conn, &ep.id, now_ms())?,
                 // A single SQLite node owns every endpoint.
                 DbConn::Sqlite(_) => Some(this_node),
             };
-            Ok((ep, counts, owner))
+            Ok((ep, counts, owner, head))
         })
         .await?;
     let mut view = EndpointView::new(&ep, &state.engine.ctx.cipher);
     view.owner_node = Some(owner.filter(|_| ep.status == "active"));
+    if ep.fifo() {
+        // Blocked: the head failed and waits for its next attempt; everything after waits too.
+        view.queue = Some(json!({
+            "head": head.as_ref().map(|d| &d.id),
+            "blocked": head.as_ref().is_some_and(|d| d.attempt_count > 0),
+            "blocked_by": head.as_ref().filter(|d| d.attempt_count > 0).map(|d| json!({
+                "delivery_id": d.id,
+                "attempts": d.attempt_count,
+                "last_error": d.last_error,
+                "last_status_code": d.last_status_code,
+                "next_attempt_at": rfc3339_opt(d.next_attempt_at),
+            })),
+        }));
+    }
     let mut by_status: BTreeMap<&str, i64> =
         ["pending", "succeeded", "failed", "dead"].iter().map(|s| (*s, 0)).collect();
     for (status, n) in &counts {
@@ -424,6 +460,7 @@ pub async fn update(
     let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
     let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?;
     let versions = b.versions.as_ref().map(check_versions).transpose()?;
+    let ordering = check_ordering(b.ordering.as_deref())?;
     let changes = EndpointChanges {
         url: b.url,
         event_filter: filter,
@@ -435,6 +472,7 @@ pub async fn update(
         max_in_flight: in_flight,
         payload_filter,
         versions,
+        ordering,
     };
     let ep = state.db.run(move |conn| endpoints::update(conn, &auth.org_id, &id, &changes, now_ms())).await?;
     state.engine.endpoint_updated(&ep);

@@ -98,6 +98,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/v1/events/{id}" => events::get, 200, ApiKey, "One event with the status of each delivery"),
     route!(GET "/v1/deliveries/{id}" => deliveries::get, 200, ApiKey, "One delivery with its attempts"),
     route!(POST "/v1/deliveries/{id}/retry" => deliveries::retry, 202, ApiKey, "Try a delivery again now"),
+    route!(POST "/v1/deliveries/{id}/cancel" => deliveries::cancel, 200, ApiKey, "Mark a pending delivery failed (cancelled): a FIFO endpoint's queue moves on"),
     route!(GET "/v1/dead-letters" => deliveries::dead_letters, 200, ApiKey, "Deliveries that exhausted their retries (?endpoint_id=&from=&to=)"),
     route!(POST "/v1/sources" => sources::create, 201, ApiKey, "Create an inbound source {name, kind, secret, event_type_prefix?}"),
     route!(GET "/v1/sources" => sources::list, 200, ApiKey, "List inbound sources (?from=&to=)"),

@@ -1017,6 +1017,9 @@
       c.events = h('div', { class: 'chips' });
       c.counts = h('div', { class: 'counts', 'data-testid': 'endpoint-counts' });
       c.circuitLine = h('div', { class: 'small', 'data-testid': 'endpoint-circuit-detail' });
+      c.queueLine = h('div', { class: 'small warn-text', 'data-testid': 'endpoint-queue', hidden: true });
+      c.cancelBtn = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'endpoint-cancel-blocker', hidden: true }, 'Cancel the blocking delivery');
+      c.cancelBtn.addEventListener('click', () => this.cancelBlocker(ep.id, c.cancelBtn.dataset.deliveryId));
       c.testBtn = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'endpoint-test' }, 'Send test event');
       c.toggleBtn = h('button', { type: 'button', class: 'btn btn-small', 'data-testid': 'endpoint-toggle' }, 'Disable');
       c.deleteBtn = h('button', { type: 'button', class: 'btn btn-small btn-danger', 'data-testid': 'endpoint-delete' }, 'Delete');
@@ -1034,7 +1037,8 @@
         c.events,
         c.counts,
         c.circuitLine,
-        h('div', { class: 'actions' }, c.testBtn, c.toggleBtn, c.logLink, c.deadLink, c.deleteBtn),
+        c.queueLine,
+        h('div', { class: 'actions' }, c.testBtn, c.toggleBtn, c.logLink, c.deadLink, c.cancelBtn, c.deleteBtn),
         c.result,
       );
       return c;
@@ -1055,6 +1059,7 @@
       );
       fill(c.events,
         ...(ep.events || []).map((t) => h('span', { class: 'chip mono' }, t)),
+        ep.ordering === 'fifo' ? h('span', { class: 'chip', 'data-testid': 'endpoint-fifo', title: 'one delivery at a time, in event order' }, 'FIFO') : null,
         ...Object.entries(ep.versions || {}).map(([type, v]) =>
           h('span', { class: 'chip mono', 'data-testid': 'endpoint-version-pin', title: `receives version ${v} of ${type} only` }, `${type} v${v}`)),
         ep.filter ? h('span', { class: 'chip mono', 'data-testid': 'endpoint-filter', title: 'payload filter: only events that meet it are delivered' }, `filter ${JSON.stringify(ep.filter)}`) : null,
@@ -1085,6 +1090,14 @@
       c.circuitLine.textContent = lines.join(' ');
       c.circuitLine.hidden = lines.length === 0;
       c.circuitLine.className = `small ${circuit.state === 'closed' ? 'muted' : 'warn-text'}`;
+      const blocked = ep.queue && ep.queue.blocked_by;
+      c.queueLine.hidden = !blocked;
+      c.cancelBtn.hidden = !blocked;
+      if (blocked) {
+        const b = ep.queue.blocked_by;
+        c.queueLine.textContent = `Queue blocked by ${b.delivery_id}: ${b.attempts} failed attempt${b.attempts === 1 ? '' : 's'}${b.last_status_code ? ` (HTTP ${b.last_status_code})` : b.last_error ? ` (${b.last_error})` : ''}; next attempt ${b.next_attempt_at ? fmtRelative(b.next_attempt_at) : 'soon'}.`;
+        c.cancelBtn.dataset.deliveryId = b.delivery_id;
+      }
       c.toggleBtn.textContent = ep.status === 'active' ? 'Disable' : 'Enable';
       c.testBtn.disabled = ep.status !== 'active';
       c.testBtn.title = ep.status !== 'active' ? 'Enable the endpoint to send a test event' : '';
@@ -1110,6 +1123,17 @@
       const card = this.cards.get(id);
       const ep = state.endpoints.get(id);
       if (card && ep) this.update(card, ep);
+    },
+
+    async cancelBlocker(id, deliveryId) {
+      if (!deliveryId) return;
+      const epoch = state.epoch;
+      try {
+        await api('POST', `/v1/deliveries/${enc(deliveryId)}/cancel`);
+      } catch (e) {
+        // Already final or being attempted: the next refresh shows where the queue is.
+      }
+      this.loadDetail(id, epoch).catch(() => {});
     },
 
     async sendTest(id) {

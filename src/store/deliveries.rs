@@ -383,10 +383,18 @@ pub fn claim_due(
         ClaimScope::Only(id) if generated_id(id) => format!("AND d.endpoint_id = '{id}'"),
         ClaimScope::Only(_) => return Ok(Vec::new()),
     };
+    // A FIFO endpoint's delivery is claimable only at the head of its queue (the lowest
+    // event seq still pending) and while none of its others is held: one at a time, in order,
+    // across retries, restarts and replays.
+    let fifo = "AND (e.ordering <> 'fifo' OR (\
+         d.event_seq = (SELECT MIN(q.event_seq) FROM deliveries q \
+           WHERE q.endpoint_id = d.endpoint_id AND q.status = 'pending') \
+         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.endpoint_id = d.endpoint_id \
+           AND f.status = 'pending' AND f.id <> d.id AND f.lease_owner IS NOT NULL AND f.lease_expires_at >= $2)))";
     let pick = format!(
         "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
          WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
-         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} \
+         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} {fifo} \
          ORDER BY d.next_attempt_at LIMIT $3"
     );
     let update = |pick: &str| {
@@ -595,6 +603,53 @@ pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retr
             .optional()?
             .unwrap_or(true);
         Ok(if deleted { Retry::EndpointDeleted } else { Retry::BeingAttempted })
+    })
+}
+
+/// The head of an endpoint's queue: its pending delivery of the lowest event seq.
+pub fn queue_head(conn: &mut DbConn, endpoint_id: &str) -> Result<Option<Delivery>, ApiError> {
+    Ok(d::deliveries
+        .filter(d::endpoint_id.eq(endpoint_id))
+        .filter(d::status.eq("pending"))
+        .order(d::event_seq.asc())
+        .select(Delivery::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// What became of a cancel.
+pub enum Cancel {
+    Cancelled(Delivery),
+    NotFound,
+    /// Being attempted now (its attempt decides), or already final.
+    NotPending(Delivery),
+}
+
+/// Marks a pending delivery that no node is attempting `failed` ("cancelled"): a FIFO
+/// endpoint's queue moves on past it. One conditional write.
+pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Cancel, ApiError> {
+    write_txn(conn, |c| {
+        let n = diesel::update(
+            d::deliveries
+                .filter(d::id.eq(id))
+                .filter(d::org_id.eq(org_id))
+                .filter(d::status.eq("pending"))
+                .filter(d::lease_owner.is_null().or(d::lease_expires_at.lt(now))),
+        )
+        .set((
+            d::status.eq("failed"),
+            d::last_error.eq("cancelled"),
+            d::next_attempt_at.eq(None::<i64>),
+            d::lease_owner.eq(None::<String>),
+            d::lease_expires_at.eq(None::<i64>),
+            d::updated_at.eq(now),
+        ))
+        .execute(c)?;
+        Ok(match (n, find(c, org_id, id)?) {
+            (_, None) => Cancel::NotFound,
+            (1, Some(d)) => Cancel::Cancelled(d),
+            (_, Some(d)) => Cancel::NotPending(d),
+        })
     })
 }
 

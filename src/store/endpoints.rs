@@ -41,6 +41,8 @@ pub struct Endpoint {
     pub payload_filter: Option<String>,
     /// The version pinned per event type (a JSON object), if any.
     pub versions: Option<String>,
+    /// `fifo`: deliveries go one at a time in event order; `none`: in parallel.
+    pub ordering: String,
 }
 
 /// What a `PATCH` changes: each `Some` column is written, every other one is left exactly
@@ -60,6 +62,7 @@ pub struct EndpointChanges {
     pub payload_filter: Option<Option<String>>,
     /// `Some(None)` removes the pins.
     pub versions: Option<Option<String>>,
+    pub ordering: Option<String>,
 }
 
 impl Endpoint {
@@ -69,6 +72,10 @@ impl Endpoint {
 
     pub fn matches(&self, event_type: &str) -> bool {
         self.filters().iter().any(|f| type_matches(f, event_type))
+    }
+
+    pub fn fifo(&self) -> bool {
+        self.ordering == "fifo"
     }
 
     /// The pinned version per event type.

@@ -178,7 +178,9 @@ impl PublishTxn {
             };
             let first = rows.len();
             for ep in &targets {
-                let held = lease.covers(&ep.id);
+                // A FIFO endpoint's deliveries are claimed one at a time, by the scheduler,
+                // when each heads its queue.
+                let held = lease.covers(&ep.id) && !ep.fifo();
                 self.unheld |= !held;
                 rows.push(NewDelivery::pending(&event, &ep.id, new.created_at, held.then_some(lease)));
             }

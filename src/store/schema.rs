@@ -86,6 +86,7 @@ diesel::table! {
         version -> BigInt,
         payload_filter -> Nullable<Text>,
         versions -> Nullable<Text>,
+        ordering -> Text,
     }
 }
 

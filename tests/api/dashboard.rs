@@ -132,6 +132,18 @@ both_backends_with!(
         let attempts_before = flaky.count();
         flaky.set_default(Behaviour::ok());
 
+        // Scene 3: a FIFO endpoint (no traffic): the page marks its ordering.
+        let quiet = Receiver::start().await;
+        let r = app
+            .post(
+                "/v1/endpoints",
+                &key,
+                json!({"url": quiet.url("/hook"), "events": ["scene.fifo"], "ordering": "fifo"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let fifo_endpoint = r.body["id"].as_str().unwrap().to_string();
+
         let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("target/dashboard-screenshots")
             .join(app.backend_name());
@@ -141,6 +153,7 @@ both_backends_with!(
             ("HERALD_KEY", key.clone()),
             ("CIRCUIT_ENDPOINT_ID", circuit_endpoint),
             ("DEAD_ENDPOINT_ID", dead_endpoint),
+            ("FIFO_ENDPOINT_ID", fifo_endpoint),
             ("DEAD_DELIVERY_ID", dead_delivery),
             ("SHOT_DIR", shots.to_string_lossy().to_string()),
             ("CHROMIUM", chromium()),

@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod dashboard;
 mod delivery;
+mod fifo;
 mod foundation;
 mod inbound;
 mod integrity;

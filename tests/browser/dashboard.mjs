@@ -38,6 +38,7 @@ const BASE = required('HERALD_URL').replace(/\/+$/, '');
 const KEY = required('HERALD_KEY');
 const CIRCUIT_ENDPOINT_ID = required('CIRCUIT_ENDPOINT_ID');
 const DEAD_ENDPOINT_ID = required('DEAD_ENDPOINT_ID');
+const FIFO_ENDPOINT_ID = required('FIFO_ENDPOINT_ID');
 const DEAD_DELIVERY_ID = required('DEAD_DELIVERY_ID');
 const SHOT_DIR = required('SHOT_DIR');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -324,6 +325,9 @@ async function main() {
     await see(circuitRow.locator(`${T('endpoint-counts')} [data-count="succeeded"]`), `delivery counts on ${CIRCUIT_ENDPOINT_ID}`, { timeout: 5000 });
     const filterText = (await circuitRow.locator(T('endpoint-filter')).innerText()).trim();
     check(filterText.includes('data.i') && filterText.includes('$gte'), `the endpoint's payload filter is not shown: "${filterText}"`);
+    const fifoRow = page.locator(`${T('endpoint-row')}[data-endpoint-id="${FIFO_ENDPOINT_ID}"]`);
+    await see(fifoRow.locator(T('endpoint-fifo')), `the FIFO mark on ${FIFO_ENDPOINT_ID}`, { timeout: 5000 });
+    check(await circuitRow.locator(T('endpoint-fifo')).count() === 0, 'an endpoint without ordering is marked FIFO');
     const pinText = (await circuitRow.locator(T('endpoint-version-pin')).innerText()).trim();
     check(pinText === 'scene.circuit v1', `the endpoint's version pin is not shown: "${pinText}"`);
 

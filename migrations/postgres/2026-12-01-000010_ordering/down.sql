@@ -1,0 +1,2 @@
+DROP INDEX deliveries_queue_head;
+ALTER TABLE endpoints DROP COLUMN ordering;
