@@ -97,6 +97,7 @@ impl Scheduler {
                 .db
                 .run(move |conn| {
                     let (now, scope) = (now_ms(), ClaimScope::AllBut(&full));
+                    deliveries::promote_queue_heads(conn, now)?;
                     let mut ids =
                         deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased, scope)?;
                     let room = CLAIM_BATCH - ids.len() as i64;

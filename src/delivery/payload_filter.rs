@@ -320,23 +320,6 @@ pub fn compiled(text: &str) -> Option<Arc<PayloadFilter>> {
     CACHE.get(text)
 }
 
-/// Keeps the endpoints whose payload filter (if any) the event's envelope meets; the
-/// envelope is parsed only when one of them has a filter. A stored filter that no longer
-/// compiles lets everything through: a delivery too many is better than one lost.
-pub fn keep_matching(
-    targets: &mut Vec<crate::store::endpoints::Endpoint>,
-    event: &crate::store::events::Event,
-) {
-    if targets.iter().all(|ep| ep.payload_filter.is_none()) {
-        return;
-    }
-    let Ok(envelope) = serde_json::from_str::<Value>(&super::envelope::envelope_text(event)) else { return };
-    targets.retain(|ep| match ep.payload_filter.as_deref() {
-        None => true,
-        Some(text) => compiled(text).is_none_or(|f| f.matches(&envelope)),
-    });
-}
-
 /// Distinct filters kept compiled at most (a tenant cannot grow it without bound).
 const CACHE_MAX: usize = 10_000;
 

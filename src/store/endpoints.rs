@@ -82,17 +82,6 @@ impl Endpoint {
     pub fn pinned_versions(&self) -> HashMap<String, i32> {
         self.versions.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
     }
-
-    /// Whether this endpoint takes `version` of `event_type`: the version it pinned, or,
-    /// when it pinned none, the type's latest (every version of a type without versions).
-    pub fn wants_version(&self, event_type: &str, version: i32, latest: Option<i32>) -> bool {
-        let pinned =
-            if self.versions.is_some() { self.pinned_versions().get(event_type).copied() } else { None };
-        match pinned {
-            Some(p) => p == version,
-            None => latest.is_none_or(|l| l == version),
-        }
-    }
 }
 
 /// `*` matches everything, `order.*` every type under `order.`, anything else itself.

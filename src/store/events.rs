@@ -104,7 +104,7 @@ pub fn publish_in_txn(
 pub struct PublishTxn {
     locked: bool,
     /// Active endpoints per organisation, as read inside this transaction.
-    endpoints: HashMap<String, Vec<Endpoint>>,
+    endpoints: HashMap<String, Vec<Subscriber>>,
     last_seq: Option<i64>,
     /// Deliveries were stored for endpoints other nodes own: wake them at commit.
     unheld: bool,
@@ -113,6 +113,44 @@ pub struct PublishTxn {
 /// One publish of a batch: the event, and the one endpoint it goes to when not every
 /// subscriber (test events).
 pub type PublishItem = (NewEvent, Option<Endpoint>);
+
+/// An endpoint as a batch of publishes matches it: its type filters, version pins and
+/// payload filter read once per batch, not once per event.
+struct Subscriber {
+    endpoint: Endpoint,
+    types: Vec<String>,
+    pins: HashMap<String, i32>,
+    filter: Option<std::sync::Arc<crate::delivery::payload_filter::PayloadFilter>>,
+}
+
+impl Subscriber {
+    fn new(endpoint: Endpoint) -> Self {
+        let filter = endpoint.payload_filter.as_deref().and_then(crate::delivery::payload_filter::compiled);
+        if endpoint.payload_filter.is_some() && filter.is_none() {
+            // Checked when stored; a delivery too many is better than one lost.
+            log::warn!("endpoint {}: its payload filter does not compile; delivering everything", endpoint.id);
+        }
+        Self { types: endpoint.filters(), pins: endpoint.pinned_versions(), filter, endpoint }
+    }
+
+    /// Whether `new` (stored as `event`) goes to this endpoint: its type, its version (the
+    /// pinned one, or else the type's latest), and its payload filter. The envelope is
+    /// parsed once per event, the first time a filter asks.
+    fn takes(&self, new: &NewEvent, event: &Event, envelope: &mut Option<serde_json::Value>) -> bool {
+        if !self.types.iter().any(|f| endpoints::type_matches(f, &new.event_type)) {
+            return false;
+        }
+        let version_ok = match self.pins.get(&new.event_type) {
+            Some(pinned) => *pinned == new.version,
+            None => new.latest_version.is_none_or(|latest| latest == new.version),
+        };
+        let Some(filter) = self.filter.as_ref().filter(|_| version_ok) else { return version_ok };
+        let envelope = envelope.get_or_insert_with(|| {
+            serde_json::from_str(&crate::delivery::envelope::envelope_text(event)).unwrap_or_default()
+        });
+        filter.matches(envelope)
+    }
+}
 
 impl PublishTxn {
     pub fn publish(
@@ -164,16 +202,14 @@ impl PublishTxn {
                 None => {
                     if !self.endpoints.contains_key(&new.org_id) {
                         let active = endpoints::active(c, &new.org_id)?;
-                        self.endpoints.insert(new.org_id.clone(), active);
+                        self.endpoints.insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
                     }
-                    let mut targets: Vec<Endpoint> = self.endpoints[&new.org_id]
+                    let mut envelope = None;
+                    self.endpoints[&new.org_id]
                         .iter()
-                        .filter(|ep| ep.matches(&new.event_type))
-                        .filter(|ep| ep.wants_version(&new.event_type, new.version, new.latest_version))
-                        .cloned()
-                        .collect();
-                    crate::delivery::payload_filter::keep_matching(&mut targets, &event);
-                    targets
+                        .filter(|s| s.takes(new, &event, &mut envelope))
+                        .map(|s| s.endpoint.clone())
+                        .collect()
                 }
             };
             let first = rows.len();
@@ -182,7 +218,12 @@ impl PublishTxn {
                 // when each heads its queue.
                 let held = lease.covers(&ep.id) && !ep.fifo();
                 self.unheld |= !held;
-                rows.push(NewDelivery::pending(&event, &ep.id, new.created_at, held.then_some(lease)));
+                let mut row = NewDelivery::pending(&event, &ep.id, new.created_at, held.then_some(lease));
+                if ep.fifo() {
+                    // Queued behind the head: due only once it heads the queue.
+                    row.next_attempt_at = None;
+                }
+                rows.push(row);
             }
             created.push(Some((event, first, targets)));
         }

@@ -315,7 +315,9 @@ both_backends!(webhooks_are_signed_and_carry_the_event, |app: TestApp| async mov
 
     let body = r.json();
     let keys: BTreeSet<&str> = body.as_object().expect("a JSON object").keys().map(String::as_str).collect();
-    assert_eq!(keys, BTreeSet::from(["correlation_id", "created_at", "data", "id", "type"]), "{body}");
+    let expected = BTreeSet::from(["correlation_id", "created_at", "data", "id", "type", "version"]);
+    assert_eq!(keys, expected, "{body}");
+    assert_eq!(body["version"], 1, "the type has no versions registered: version 1");
     assert_eq!(body["id"], event_id);
     assert_eq!(body["type"], "order.created");
     assert_eq!(body["created_at"], event["created_at"]);

@@ -43,6 +43,8 @@ options:
                         N endpoints for its events with a filter no event meets (deliveries
                         stay those of its one endpoint); fanout gives each of its endpoints a
                         filter every event meets (there N only turns this on)
+  --fifo                e2e's and fanout's endpoints use ordering fifo (one delivery at a
+                        time, in event order): what ordered delivery carries
   --streams K           streams (sse); capped below the open-files limit
   --timeout S           hard limit per scenario, setup excluded (default 120): what was
                         measured by then is reported and the run marked INCOMPLETE
@@ -112,6 +114,8 @@ pub struct Options {
     /// `--filtered N`: payload filters on endpoints (e2e: N more that no event meets;
     /// fanout: one every event meets on each endpoint).
     pub filtered: Option<usize>,
+    /// `--fifo`: e2e's and fanout's endpoints deliver in order, one at a time.
+    pub fifo: bool,
     pub streams: Option<usize>,
     pub timeout: Duration,
     pub client: ClientKind,
@@ -154,6 +158,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         duration: None,
         endpoints: None,
         filtered: None,
+        fifo: false,
         streams: None,
         timeout: Duration::from_secs(120),
         client: ClientKind::Raw,
@@ -178,12 +183,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             scenario = Some(Scenario::parse(&flag).ok_or_else(|| format!("unknown scenario {flag:?}"))?);
             continue;
         }
-        // The one flag without a value.
-        if flag == "--tls" {
+        // The flags without a value.
+        if flag == "--tls" || flag == "--fifo" {
             if inline.is_some() {
-                return Err("--tls takes no value".into());
+                return Err(format!("{flag} takes no value"));
             }
-            o.tls = true;
+            if flag == "--tls" {
+                o.tls = true;
+            } else {
+                o.fifo = true;
+            }
             continue;
         }
         let value = match inline {
@@ -264,6 +273,9 @@ mod tests {
         assert!(o.tls);
         assert_eq!(o.endpoints, Some(5));
         assert!(run(&["e2e", "--tls"]).unwrap().tls);
+        assert!(run(&["e2e", "--fifo"]).unwrap().fifo);
+        assert!(!run(&["e2e"]).unwrap().fifo);
+        assert!(run(&["e2e", "--fifo=yes"]).is_err());
         assert!(run(&["e2e", "--tls=yes"]).is_err());
     }
 

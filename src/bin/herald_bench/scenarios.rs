@@ -142,12 +142,12 @@ fn start_with_endpoints(
 ) -> Result<(Herald, Instant), String> {
     let h = Herald::start(&ctx.launch, backend)?;
     for e in 0..endpoints.counted {
-        h.create_endpoint(&ctx.receiver.url(e), endpoints.filter.as_ref())?;
+        h.create_endpoint(&ctx.receiver.url(e), endpoints.filter.as_ref(), ctx.opts.fifo)?;
     }
     if endpoints.filtered_out > 0 {
         let none = filter_no_event_meets();
         for e in 0..endpoints.filtered_out {
-            h.create_endpoint(&ctx.receiver.filtered_out_url(e), Some(&none))?;
+            h.create_endpoint(&ctx.receiver.filtered_out_url(e), Some(&none), false)?;
         }
     }
     // Creating the endpoints is setup (thousands of them with --filtered take a while).
@@ -182,6 +182,9 @@ fn e2e(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), String
     r.count("concurrency", "publishers in flight", c as u64);
     if let Some(k) = filtered {
         r.count("filtered", "endpoints with payload filters", k as u64);
+    }
+    if ctx.opts.fifo {
+        r.count("fifo", "endpoint ordering fifo (one delivery at a time)", 1);
     }
 
     let before = Usage::read(Some(h.pid));
