@@ -82,9 +82,13 @@ impl ResultWriter {
         };
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.flushing = false;
-            if wake {
-                // Written or not, the Scheduler's claim finds the queue as the store has it.
-                act.ctx.wake_scheduler();
+            match &result {
+                // Everything buffered is written: a FIFO endpoint's next delivery may go.
+                Ok(unwritten) if wake && unwritten.is_empty() && act.updates.is_empty() => {
+                    act.ctx.wake_scheduler()
+                }
+                // Not yet (more to write, or written again later): wake after that write.
+                _ => act.wake_after |= wake,
             }
             match result {
                 Ok(unwritten) if unwritten.is_empty() => act.flush(ctx),

@@ -23,8 +23,11 @@ const MAX_CONDITIONS: usize = 64;
 const MAX_DEPTH: usize = 8;
 const MAX_IN: usize = 256;
 const MAX_PATTERN: usize = 256;
-/// Compiled size of a `$regex` (the `regex` crate runs in linear time).
-const REGEX_SIZE: usize = 256 * 1024;
+/// `$regex` conditions in one filter: each is the costly part of a filter in memory.
+const MAX_PATTERNS: usize = 4;
+/// Compiled size of a `$regex`, and of its lazy DFA's cache (the `regex` crate runs in
+/// linear time; these bound the memory a filter keeps).
+const REGEX_SIZE: usize = 32 * 1024;
 
 #[derive(Debug)]
 pub struct PayloadFilter(Cond);
@@ -58,7 +61,11 @@ enum Op {
 impl PayloadFilter {
     pub fn compile(filter: &Value) -> Result<Self, FilterError> {
         let mut budget = MAX_CONDITIONS;
-        compile_object(filter, &mut Vec::new(), 0, &mut budget).map(Self)
+        let cond = compile_object(filter, &mut Vec::new(), 0, &mut budget)?;
+        if cond.patterns() > MAX_PATTERNS {
+            return Err(refuse(&[], format!("a filter holds at most {MAX_PATTERNS} $regex conditions")));
+        }
+        Ok(Self(cond))
     }
 
     pub fn matches(&self, envelope: &Value) -> bool {
@@ -196,6 +203,7 @@ fn compile_op(name: &str, operand: &Value, at: &[String]) -> Result<Op, FilterEr
             }
             let re = regex::RegexBuilder::new(pattern)
                 .size_limit(REGEX_SIZE)
+                .dfa_size_limit(REGEX_SIZE)
                 .build()
                 .map_err(|e| refuse(at, format!("not a pattern: {}", first_line(&e.to_string()))))?;
             Op::Regex(re)
@@ -282,6 +290,15 @@ impl Op {
 }
 
 impl Cond {
+    fn patterns(&self) -> usize {
+        match self {
+            Cond::All(conds) | Cond::Any(conds) => conds.iter().map(Cond::patterns).sum(),
+            Cond::Not(cond) => cond.patterns(),
+            Cond::Field { op: Op::Regex(_), .. } => 1,
+            Cond::Field { .. } => 0,
+        }
+    }
+
     fn holds(&self, envelope: &Value) -> bool {
         match self {
             Cond::All(conds) => conds.iter().all(|c| c.holds(envelope)),
@@ -320,18 +337,20 @@ pub fn compiled(text: &str) -> Option<Arc<PayloadFilter>> {
     CACHE.get(text)
 }
 
-/// Distinct filters kept compiled at most (a tenant cannot grow it without bound).
-const CACHE_MAX: usize = 10_000;
+/// Distinct filters kept compiled at most (then the cache starts over): with at most
+/// `MAX_PATTERNS` bounded patterns each, a few hundred KiB per filter at worst.
+const CACHE_MAX: usize = 1_000;
 
 impl FilterCache {
     /// The compiled filter of a stored text; `None` if it no longer compiles (it was
     /// checked when stored).
     pub fn get(&self, text: &str) -> Option<Arc<PayloadFilter>> {
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(f) = cache.get(text) {
+        if let Some(f) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
             return Some(f.clone());
         }
+        // Compiled outside the lock: other publishes are not kept waiting on it.
         let filter = Arc::new(PayloadFilter::compile(&serde_json::from_str(text).ok()?).ok()?);
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }
@@ -430,6 +449,9 @@ mod tests {
         assert!(refused(json!({"a..b": 1})).message.contains("dotted"));
         assert!(refused(json!([1])).message.contains("object"));
         assert!(refused(json!({"a": {"$regex": "x{1000}{1000}"}})).message.contains("not a pattern"));
+        let five: serde_json::Map<String, Value> =
+            (0..5).map(|i| (format!("f{i}"), json!({"$regex": "a"}))).collect();
+        assert!(refused(Value::Object(five)).message.contains("at most 4 $regex"));
         let many: serde_json::Map<String, Value> = (0..65).map(|i| (format!("f{i}"), json!(1))).collect();
         assert!(refused(Value::Object(many)).message.contains("at most 64"));
         let mut deep = json!({"a": 1});

@@ -432,7 +432,9 @@ pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, ApiErro
     write_txn(conn, |c| {
         Ok(match c {
             DbConn::Pg(pg) => diesel::sql_query(sql).bind::<BigInt, _>(now).execute(pg)?,
-            DbConn::Sqlite(lite) => diesel::sql_query(sql.replace('$', "?")).bind::<BigInt, _>(now).execute(lite)?,
+            DbConn::Sqlite(lite) => {
+                diesel::sql_query(sql.replace('$', "?")).bind::<BigInt, _>(now).execute(lite)?
+            }
         })
     })
 }
@@ -574,6 +576,16 @@ pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usi
                 d::updated_at.eq(now),
             ))
             .execute(c)?;
+            // A FIFO endpoint's replayed deliveries wait undated in its queue, like new ones:
+            // the scheduler dates each as it heads the queue.
+            diesel::update(
+                d::deliveries
+                    .filter(d::id.eq_any(chunk))
+                    .filter(d::status.eq("pending"))
+                    .filter(d::endpoint_id.eq_any(e::endpoints.filter(e::ordering.eq("fifo")).select(e::id))),
+            )
+            .set(d::next_attempt_at.eq(None::<i64>))
+            .execute(c)?;
         }
         Ok(n)
     })
@@ -595,7 +607,10 @@ pub enum Retry {
 pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retry, ApiError> {
     use diesel::sql_types::{BigInt, Text};
     // $1 id, $2 org, $3 now (SQLite numbers its `?` the same way).
-    let sql = "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, \
+    // A FIFO endpoint's delivery waits undated in its queue (dated when it heads it).
+    let sql = "UPDATE deliveries SET status = 'pending', \
+                 next_attempt_at = CASE WHEN endpoint_id IN (SELECT id FROM endpoints WHERE ordering = 'fifo') \
+                   THEN NULL ELSE $3 END, \
                  retry_base = attempt_count, lease_owner = NULL, lease_expires_at = NULL, updated_at = $3 \
                WHERE id = $1 AND org_id = $2 \
                  AND (status <> 'pending' OR lease_owner IS NULL OR lease_expires_at < $3) \
@@ -652,7 +667,9 @@ pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Can
                 .filter(d::id.eq(id))
                 .filter(d::org_id.eq(org_id))
                 .filter(d::status.eq("pending"))
-                .filter(d::lease_owner.is_null().or(d::lease_expires_at.lt(now))),
+                // Held (even past its lease: its node may still be sending it), it is not
+                // cancelled: a FIFO receiver must never see two at once.
+                .filter(d::lease_owner.is_null()),
         )
         .set((
             d::status.eq("failed"),
@@ -663,6 +680,10 @@ pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Can
             d::updated_at.eq(now),
         ))
         .execute(c)?;
+        if n == 1 {
+            // The endpoint's owner (maybe another node) moves its queue on.
+            super::notify::work_waiting(c)?;
+        }
         Ok(match (n, find(c, org_id, id)?) {
             (_, None) => Cancel::NotFound,
             (1, Some(d)) => Cancel::Cancelled(d),

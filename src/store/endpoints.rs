@@ -203,8 +203,32 @@ pub fn update(
         let n = diesel::update(live_one!(org_id, id))
             .set((changes, e::version.eq(e::version + 1), e::updated_at.eq(now)))
             .execute(c)?;
+        if n == 1 {
+            requeue_for_ordering(c, id, changes.ordering.as_deref(), now)?;
+        }
         changed(c, org_id, id, n)
     })
+}
+
+/// After a change of ordering, the endpoint's pending deliveries follow the new rule: in
+/// FIFO order they wait undated behind the head (the scheduler dates each as it comes up;
+/// a retry already scheduled keeps its time), otherwise every one is due.
+fn requeue_for_ordering(c: &mut DbConn, id: &str, ordering: Option<&str>, now: i64) -> Result<(), ApiError> {
+    let pending = || d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending"));
+    match ordering {
+        Some("fifo") => {
+            diesel::update(pending().filter(d::lease_owner.is_null()).filter(d::next_attempt_at.le(now)))
+                .set(d::next_attempt_at.eq(None::<i64>))
+                .execute(c)?;
+        }
+        Some(_) => {
+            diesel::update(pending().filter(d::next_attempt_at.is_null()))
+                .set(d::next_attempt_at.eq(now))
+                .execute(c)?;
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// A new signing secret; the current one becomes the previous one, which keeps signing

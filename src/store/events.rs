@@ -128,7 +128,10 @@ impl Subscriber {
         let filter = endpoint.payload_filter.as_deref().and_then(crate::delivery::payload_filter::compiled);
         if endpoint.payload_filter.is_some() && filter.is_none() {
             // Checked when stored; a delivery too many is better than one lost.
-            log::warn!("endpoint {}: its payload filter does not compile; delivering everything", endpoint.id);
+            log::warn!(
+                "endpoint {}: its payload filter does not compile; delivering everything",
+                endpoint.id
+            );
         }
         Self { types: endpoint.filters(), pins: endpoint.pinned_versions(), filter, endpoint }
     }
@@ -202,7 +205,8 @@ impl PublishTxn {
                 None => {
                     if !self.endpoints.contains_key(&new.org_id) {
                         let active = endpoints::active(c, &new.org_id)?;
-                        self.endpoints.insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
+                        self.endpoints
+                            .insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
                     }
                     let mut envelope = None;
                     self.endpoints[&new.org_id]

@@ -25,6 +25,30 @@ fn arrivals(receiver: &Receiver) -> Vec<String> {
     receiver.received().iter().filter_map(|r| r.webhook_id().map(str::to_string)).collect()
 }
 
+/// A FIFO endpoint whose receiver fails its first delivery (retried an hour later, on the
+/// test's schedule), and three events published to it: the endpoint, the receiver, the
+/// three event ids, once the queue shows it is blocked.
+async fn blocked_queue(app: &TestApp) -> (String, Receiver, Vec<String>, Value) {
+    let key = app.default_key.clone();
+    let receiver = Receiver::start().await;
+    receiver.push_once(Behaviour::status(503));
+    let endpoint = fifo_endpoint(app, &receiver).await;
+    let mut events = Vec::new();
+    for i in 1..=3 {
+        events.push(publish_type(app, &key, "step.done", json!({"i": i})).await);
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let queue = loop {
+        let view = app.get(&format!("/v1/endpoints/{endpoint}"), &key).await;
+        if view.body["queue"]["blocked"] == true || tokio::time::Instant::now() >= deadline {
+            break view.body["queue"].clone();
+        }
+        sleep(ms(20)).await;
+    };
+    receiver.assert_count_stays(1, Duration::from_millis(200)).await;
+    (endpoint, receiver, events, queue)
+}
+
 both_backends!(
     a_fifo_endpoint_gets_its_events_in_order_each_after_the_last_is_final,
     |app: TestApp| async move {
@@ -62,27 +86,12 @@ both_backends_with!(
     |s: &mut herald::Settings| s.delivery.retry_schedule = vec![Duration::from_secs(3600)],
     |app: TestApp| async move {
         let key = app.default_key.clone();
-        let receiver = Receiver::start().await;
-        receiver.push_once(Behaviour::status(503));
-        let endpoint = fifo_endpoint(&app, &receiver).await;
-        let first = publish_type(&app, &key, "step.done", json!({"i": 1})).await;
-        let second = publish_type(&app, &key, "step.done", json!({"i": 2})).await;
-        let third = publish_type(&app, &key, "step.done", json!({"i": 3})).await;
-        let blocker = only_delivery(&app, &key, &first).await;
-
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let queue = loop {
-            let view = app.get(&format!("/v1/endpoints/{endpoint}"), &key).await;
-            if view.body["queue"]["blocked"] == true || tokio::time::Instant::now() >= deadline {
-                break view.body["queue"].clone();
-            }
-            sleep(ms(20)).await;
-        };
+        let (_, receiver, events, queue) = blocked_queue(&app).await;
+        let blocker = only_delivery(&app, &key, &events[0]).await;
         assert_eq!(queue["head"], blocker.as_str(), "{queue}");
         assert_eq!(queue["blocked_by"]["delivery_id"], blocker.as_str());
         assert_eq!(queue["blocked_by"]["last_status_code"], 503);
         assert!(queue["blocked_by"]["next_attempt_at"].is_string(), "{queue}");
-        receiver.assert_count_stays(1, Duration::from_millis(300)).await;
 
         let (_, other_key) = app.new_org("other", 100_000).await;
         let path = format!("/v1/deliveries/{blocker}/cancel");
@@ -99,6 +108,26 @@ both_backends_with!(
         while arrivals(&receiver).len() < 3 && tokio::time::Instant::now() < deadline {
             sleep(ms(20)).await;
         }
-        assert_eq!(arrivals(&receiver), [first, second, third]);
+        assert_eq!(arrivals(&receiver), events);
+    }
+);
+
+both_backends_with!(
+    switching_a_blocked_fifo_endpoint_to_none_sends_what_waited_behind_the_head,
+    |s: &mut herald::Settings| s.delivery.retry_schedule = vec![Duration::from_secs(3600)],
+    |app: TestApp| async move {
+        let key = app.default_key.clone();
+        let (endpoint, _receiver, events, _) = blocked_queue(&app).await;
+        let (blocker, behind) = (only_delivery(&app, &key, &events[0]).await, &events[1..]);
+        let patch = json!({"ordering": "none"});
+        let r = app.request("PATCH", &format!("/v1/endpoints/{endpoint}"), Some(&key), Some(&patch)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        // What waited undated behind the head is due now; the head keeps its retry time.
+        for id in behind {
+            wait_delivery(&app, &key, &only_delivery(&app, &key, id).await, "succeeded", WAIT).await;
+        }
+        let head = app.get(&format!("/v1/deliveries/{blocker}"), &key).await;
+        assert_eq!(head.body["status"], "pending");
+        assert!(head.body["next_attempt_at"].is_string(), "{}", head.text);
     }
 );

@@ -1,2 +1,3 @@
+DROP INDEX deliveries_held_by_endpoint;
 DROP INDEX deliveries_queue_head;
 ALTER TABLE endpoints DROP COLUMN ordering;

@@ -306,7 +306,8 @@ impl Herald {
 
     /// An endpoint for every `bench.*` event, with a payload filter when given.
     pub fn create_endpoint(&self, url: &str, filter: Option<&Value>, fifo: bool) -> Result<String, String> {
-        let mut body = json!({"url": url, "events": ["bench.*"], "ordering": if fifo { "fifo" } else { "none" }});
+        let mut body =
+            json!({"url": url, "events": ["bench.*"], "ordering": if fifo { "fifo" } else { "none" }});
         if let Some(filter) = filter {
             body["filter"] = filter.clone();
         }
