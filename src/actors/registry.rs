@@ -26,6 +26,9 @@ pub struct Registry {
     refill: Recipient<super::scheduler::Refill>,
     arbiters: Arbiters,
     endpoints: HashMap<String, ActorEntry>,
+    /// Endpoints whose actor died and whose claims are being handed back: no new actor
+    /// starts for them until that is done (it would lose its work to the release).
+    recovering: std::collections::HashSet<String>,
     /// Shutting down: work handed over now goes back to the store instead of to an actor.
     stopping: bool,
 }
@@ -61,6 +64,7 @@ impl Registry {
             refill,
             arbiters: Arbiters::start(ctx.settings.delivery.arbiters),
             endpoints: HashMap::new(),
+            recovering: Default::default(),
             stopping: false,
             ctx,
         }
@@ -153,7 +157,7 @@ impl Registry {
     /// work to new ones at once instead of after the lease: results the dead actor already
     /// gave the writer are written first, then what it held is released and claimed again,
     /// which starts its replacement.
-    fn supervise(&mut self) {
+    fn supervise(&mut self, ctx: &mut Context<Self>) {
         let dead: Vec<String> =
             self.endpoints.iter().filter(|(_, e)| !e.addr.connected()).map(|(id, _)| id.clone()).collect();
         if dead.is_empty() {
@@ -165,17 +169,18 @@ impl Registry {
             self.ctx.metrics.endpoint_actor_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         self.count_actors();
-        let (ctx, writer, scheduler) = (self.ctx.clone(), self.writer.clone(), self.scheduler.clone());
-        actix::spawn(async move {
+        self.recovering.extend(dead.iter().cloned());
+        let (engine, writer) = (self.ctx.clone(), self.writer.clone());
+        let release = async move {
             let (tx, rx) = tokio::sync::oneshot::channel();
             writer.do_send(super::writer::Drain(tx));
             let _ = rx.await;
-            let owner = ctx.node_id.clone();
-            let released = ctx
+            let (owner, ids) = (engine.node_id.clone(), dead.clone());
+            let released = engine
                 .db
                 .run(move |conn| {
                     let mut n = 0;
-                    for id in &dead {
+                    for id in &ids {
                         n += crate::store::deliveries::release_endpoint(conn, &owner, id)?;
                     }
                     Ok(n)
@@ -188,8 +193,14 @@ impl Registry {
                     e.message
                 ),
             }
-            scheduler.do_send(WakeAt(0));
-        });
+            dead
+        };
+        ctx.spawn(release.into_actor(self).map(|dead, act, _| {
+            for id in &dead {
+                act.recovering.remove(id);
+            }
+            act.scheduler.do_send(WakeAt(0));
+        }));
     }
 
     /// Starts an endpoint's actor on its arbiter.
@@ -250,7 +261,7 @@ impl Actor for Registry {
         // Actors that died, and (the safety net under endpoint-change announcements from
         // other nodes, or a change that overtook the work it applies to) stale settings.
         ctx.run_interval(VERSION_CHECK, |act, ctx| {
-            act.supervise();
+            act.supervise(ctx);
             act.check_versions(ctx);
         });
     }
@@ -268,6 +279,11 @@ impl Handler<Dispatch> for Registry {
             return;
         }
         let id = msg.endpoint.id.clone();
+        if self.recovering.contains(&id) {
+            // Its dead actor's claims are being handed back; this work is claimed again after.
+            EndpointActor::release_held(&self.ctx, msg.jobs.into_iter().map(|j| j.delivery_id).collect());
+            return;
+        }
         if !self.endpoints.contains_key(&id)
             && self.ctx.ownership.snapshot(crate::ids::now_ms()).is_some_and(|owned| !owned.contains(&id))
         {
