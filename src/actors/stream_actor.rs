@@ -257,11 +257,17 @@ impl OutState {
             self.frames = 0;
             return self.buf.split().freeze();
         }
-        let cut =
-            self.buf[..MAX_WRITE].windows(2).rposition(|w| w == b"\n\n").map_or(self.buf.len(), |i| i + 2);
+        let end_of_frame = |bytes: &[u8]| bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+        // The whole frames within MAX_WRITE, or else the first frame alone (a larger one).
+        let cut = self.buf[..MAX_WRITE]
+            .windows(2)
+            .rposition(|w| w == b"\n\n")
+            .map(|i| i + 2)
+            .or_else(|| end_of_frame(&self.buf))
+            .unwrap_or(self.buf.len());
         let out = self.buf.split_to(cut).freeze();
         // Frames end with the only blank line they hold.
-        self.frames = self.buf.windows(2).filter(|w| w == b"\n\n").count();
+        self.frames = self.frames.saturating_sub(out.windows(2).filter(|w| w == b"\n\n").count());
         out
     }
 }
@@ -374,7 +380,11 @@ impl StreamActor {
         hub_cursor: i64,
     ) -> Self {
         let replay = match resume_after {
-            Some(after) if after < hub_cursor => Some((after, hub_cursor)),
+            Some(after) if after < hub_cursor => {
+                // A replacement after a death before the first replayed frame resumes here.
+                outbox.sent_through(after);
+                Some((after, hub_cursor))
+            }
             _ => {
                 outbox.sent_through(resume_after.unwrap_or(0).max(hub_cursor));
                 None
@@ -599,6 +609,19 @@ mod tests {
         }
         assert_eq!(s.frames, 0);
         assert_eq!(written, frame.repeat(n));
+    }
+
+    #[test]
+    fn a_large_frame_goes_whole_and_alone() {
+        let mut s = state();
+        let (big, small) = (frame(2 * MAX_WRITE), frame(10));
+        for f in [&big, &small, &small] {
+            s.push(f);
+        }
+        assert_eq!(&s.take_write()[..], &big[..], "the large frame, not the backlog behind it");
+        assert_eq!(s.frames, 2);
+        assert_eq!(s.take_write().len(), 2 * small.len());
+        assert_eq!(s.frames, 0);
     }
 
     #[test]

@@ -53,12 +53,18 @@ struct Entry {
     outbox: Arc<Outbox>,
     /// The worker thread serving the connection, where its actor runs.
     arbiter: ArbiterHandle,
+    /// Times its actor died and was replaced.
+    restarts: u32,
 }
 
+/// Replacements of one stream's actor at most: an actor that dies again and again (say on
+/// one event it cannot handle) ends its stream instead; the client reconnects.
+const MAX_RESTARTS: u32 = 3;
+
 /// A new stream: the hub starts its actor unless its organisation holds `max` open streams
-/// on this node already.
+/// on this node already, or the node is shutting down.
 #[derive(Message)]
-#[rtype(result = "Result<(), StreamQuotaReached>")]
+#[rtype(result = "Result<(), Refused>")]
 pub struct Subscribe {
     pub spec: Arc<StreamSpec>,
     pub outbox: Arc<Outbox>,
@@ -67,9 +73,14 @@ pub struct Subscribe {
     pub max: usize,
 }
 
-/// The organisation holds its `max_streams` open streams already.
+/// Why a stream was not opened.
 #[derive(Debug)]
-pub struct StreamQuotaReached;
+pub enum Refused {
+    /// The organisation holds its `max_streams` open streams already.
+    Quota,
+    /// The node is shutting down.
+    Closing,
+}
 
 /// The node is shutting down: every stream ends now (clients reconnect, to another node).
 #[derive(Message)]
@@ -162,12 +173,18 @@ impl StreamHub {
         if self.closing || entry.outbox.is_over() {
             return self.forget(id);
         }
+        if entry.restarts >= MAX_RESTARTS {
+            log::error!("stream actor {id} died again; ending its stream (the client reconnects)");
+            entry.outbox.end(Some(&comment("stream failed; reconnect")));
+            return self.forget(id);
+        }
         let resume = entry.outbox.last_sent();
         log::error!("stream actor {id} died; starting a new one (resuming after {resume})");
         self.ctx.metrics.stream_actor_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let addr = self.start_actor(&entry.spec, &entry.outbox, &entry.arbiter, Some(resume));
         if let Some(entry) = self.streams.get_mut(id) {
             entry.addr = addr;
+            entry.restarts += 1;
         }
     }
 
@@ -327,16 +344,22 @@ impl Actor for StreamHub {
 }
 
 impl Handler<Subscribe> for StreamHub {
-    type Result = Result<(), StreamQuotaReached>;
+    type Result = Result<(), Refused>;
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
         let open = self.streams.count(&msg.spec.org_id);
         if self.closing || open >= msg.max {
             msg.outbox.end(None);
-            return Err(StreamQuotaReached);
+            return Err(if self.closing { Refused::Closing } else { Refused::Quota });
         }
         let addr = self.start_actor(&msg.spec, &msg.outbox, &msg.arbiter, msg.resume_after);
-        self.streams.insert(Entry { addr, spec: msg.spec, outbox: msg.outbox, arbiter: msg.arbiter });
+        self.streams.insert(Entry {
+            addr,
+            spec: msg.spec,
+            outbox: msg.outbox,
+            arbiter: msg.arbiter,
+            restarts: 0,
+        });
         Ok(())
     }
 }

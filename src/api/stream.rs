@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::actors::stream_actor::{ConnSocket, Outbox, StreamBody, StreamSpec};
 use crate::actors::stream_frames::comment;
-use crate::actors::stream_hub::Subscribe;
+use crate::actors::stream_hub::{Refused, Subscribe};
 use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
@@ -150,12 +150,15 @@ pub async fn stream(
         resume_after,
         max: max_streams as usize,
     };
-    engine.hub.send(subscribe).await.map_err(|_| ApiError::unavailable())?.map_err(|_| {
-        ApiError::rate_limited_because(
-            format!("This organisation holds its max_streams ({max_streams}) open streams already"),
-            1,
-        )
-    })?;
+    engine.hub.send(subscribe).await.map_err(|_| ApiError::unavailable())?.map_err(
+        |refused| match refused {
+            Refused::Closing => ApiError::unavailable(),
+            Refused::Quota => ApiError::rate_limited_because(
+                format!("This organisation holds its max_streams ({max_streams}) open streams already"),
+                1,
+            ),
+        },
+    )?;
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header(ContentEncoding::Identity)

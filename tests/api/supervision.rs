@@ -165,3 +165,30 @@ both_backends_with!(
         assert_eq!(got, seqs, "every event once, in order, across the cut");
     }
 );
+
+both_backends!(a_stream_actor_that_keeps_dying_ends_its_stream, |app: TestApp| async move {
+    let (victim_org, victim_key) = app.new_org("victim", 100_000).await;
+    let mut victim = connect(&app, "/v1/events/stream", &[auth(&victim_key)]).await;
+    assert!(matches!(victim.next_frame(WAIT).await, Some(Frame::Retry(_))));
+    // Three deaths are replaced; the fourth ends the stream instead of looping.
+    for restarts in 1..=4 {
+        let r = app.admin_post("/v1/admin/faults/panic", json!({"streams_of_org": victim_org})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let want = f64::from(restarts.min(3));
+        let got = wait_metric(&app, "herald_actor_restarts_total", Some("stream"), |v| v >= want).await;
+        assert_eq!(got, want);
+        if restarts < 4 {
+            // A live event shows the replacement serves the same connection.
+            let seq = publish_seq(&app, &victim_key, "victim.event", restarts as usize).await;
+            assert_eq!(events_on_one_connection(&mut victim, 1).await, vec![seq]);
+        }
+    }
+    let mut last_comment = None;
+    while let Some(frame) = victim.next_frame(WAIT).await {
+        if let Frame::Comment(c) = frame {
+            last_comment = Some(c);
+        }
+    }
+    assert_eq!(last_comment.as_deref(), Some("stream failed; reconnect"), "the stream ended, saying why");
+    assert_eq!(wait_metric(&app, "herald_stream_actors", None, |v| v == 0.0).await, 0.0);
+});
