@@ -305,6 +305,9 @@ mod tests {
         let s = Settings::for_env(None).unwrap();
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.delivery.retry_schedule.len(), 15);
+        let constant =
+            crate::delivery::retry::parse_duration_list(crate::delivery::retry::DEFAULT_SCHEDULE).unwrap();
+        assert_eq!(s.delivery.retry_schedule, constant, "default.toml and retry::DEFAULT_SCHEDULE agree");
         let nominal: Duration = s.delivery.retry_schedule.iter().sum();
         assert!(
             nominal.mul_f64(0.8) >= Duration::from_secs(7 * 86_400),

@@ -5,7 +5,8 @@ use std::time::Duration;
 /// `Retry-After` may not park a delivery longer than this, whatever the receiver asks.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
-pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+/// `delivery.retry_schedule` of `config/default.toml` (a config test keeps the two equal).
+pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h,24h,24h,24h,24h,24h,24h,24h,24h";
 
 /// A duration such as `10ms`, `5s`, `5m`, `2h` or `5d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -204,7 +205,11 @@ mod tests {
     #[test]
     fn duration_lists() {
         let default = parse_duration_list(DEFAULT_SCHEDULE).unwrap();
-        assert_eq!(default, [5, 300, 1800, 7200, 18_000, 36_000, 36_000].map(secs));
+        let day = 86_400;
+        assert_eq!(
+            default,
+            [5, 300, 1800, 7200, 18_000, 36_000, 36_000, day, day, day, day, day, day, day, day].map(secs)
+        );
         assert_eq!(parse_duration_list("10ms, 20ms").unwrap(), [10, 20].map(Duration::from_millis));
         assert_eq!(parse_duration_list("  ").unwrap_err(), "duration list is empty");
         assert!(parse_duration_list("5s,,5m").unwrap_err().contains("position 2"));
@@ -295,7 +300,7 @@ mod tests {
         assert_eq!(policy.next_delay(u32::MAX, None, 0.5), None);
         assert_eq!(policy.next_delay(0, None, 0.5), Some(secs(5)));
         assert_eq!(RetryPolicy { schedule: vec![] }.next_delay(1, None, 0.5), None);
-        assert_eq!(RetryPolicy::default().max_attempts(), 8);
+        assert_eq!(RetryPolicy::default().max_attempts(), 16);
     }
 
     #[test]
