@@ -224,9 +224,12 @@ fn check_versions(value: &serde_json::Value) -> Result<Option<String>, ApiError>
 /// Bytes a stored payload filter may take.
 const MAX_FILTER_BYTES: usize = 8 * 1024;
 
-/// A payload filter as given: `null` removes it; an object must compile. Answers the text
-/// to store.
-pub fn check_payload_filter(field: &str, filter: &serde_json::Value) -> Result<Option<String>, ApiError> {
+/// A payload filter as given, checked: `None` for `null` (which removes one), otherwise the
+/// text to store and the filter compiled.
+pub fn check_payload_filter(
+    field: &str,
+    filter: &serde_json::Value,
+) -> Result<Option<(String, PayloadFilter)>, ApiError> {
     if filter.is_null() {
         return Ok(None);
     }
@@ -234,11 +237,16 @@ pub fn check_payload_filter(field: &str, filter: &serde_json::Value) -> Result<O
     if text.len() > MAX_FILTER_BYTES {
         return Err(ApiError::invalid_field(&[field], format!("at most {MAX_FILTER_BYTES} bytes of JSON")));
     }
-    PayloadFilter::compile(filter).map_err(|e| {
+    let compiled = PayloadFilter::compile(filter).map_err(|e| {
         let path = std::iter::once(json!(field)).chain(e.path.into_iter().map(|p| json!(p))).collect();
         ApiError::validation("Invalid filter", vec![Issue { path, message: e.message }])
     })?;
-    Ok(Some(text))
+    Ok(Some((text, compiled)))
+}
+
+/// The text to store of a payload filter as given (`None`: remove it).
+fn payload_filter_text(filter: &serde_json::Value) -> Result<Option<String>, ApiError> {
+    Ok(check_payload_filter("filter", filter)?.map(|(text, _)| text))
 }
 
 fn check_ordering(ordering: Option<&str>) -> Result<Option<String>, ApiError> {
@@ -304,7 +312,7 @@ pub async fn create(
     let headers = check_headers(&b.headers.unwrap_or_default())?;
     let scheme = check_scheme(b.signature_scheme.as_deref())?;
     check_description(&b.description)?;
-    let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?.flatten();
+    let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?.flatten();
     let versions = b.versions.as_ref().map(check_versions).transpose()?.flatten();
     let ordering = check_ordering(b.ordering.as_deref())?.unwrap_or_else(|| "none".into());
     let secret = match b.secret {
@@ -458,7 +466,7 @@ pub async fn update(
     }
     let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
     let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
-    let payload_filter = b.filter.as_ref().map(|f| check_payload_filter("filter", f)).transpose()?;
+    let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?;
     let versions = b.versions.as_ref().map(check_versions).transpose()?;
     let ordering = check_ordering(b.ordering.as_deref())?;
     let changes = EndpointChanges {
@@ -646,15 +654,15 @@ pub async fn filter_test(
     let b = body.0;
     let id = path.into_inner();
     let ep = state.db.run(move |conn| endpoints::find(conn, &auth.org_id, &id)).await?;
-    let text = match &b.filter {
-        Some(f) => check_payload_filter("filter", f)?,
-        None => ep.payload_filter,
+    let filter = match b.filter {
+        Some(given) => given,
+        None => ep.payload_filter.as_deref().map_or(serde_json::Value::Null, |stored| {
+            serde_json::from_str(stored).expect("stored filters are JSON")
+        }),
     };
-    let Some(text) = text else {
+    let Some((_, compiled)) = check_payload_filter("filter", &filter)? else {
         return Ok(HttpResponse::Ok().json(json!({"matches": true, "failed": null, "filter": null})));
     };
-    let filter: serde_json::Value = serde_json::from_str(&text).expect("stored filters are JSON");
-    let compiled = PayloadFilter::compile(&filter).map_err(|e| ApiError::internal(e.message))?;
     let failed = compiled.explain(&b.payload);
     Ok(HttpResponse::Ok().json(json!({"matches": failed.is_none(), "failed": failed, "filter": filter})))
 }

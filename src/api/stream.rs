@@ -17,7 +17,6 @@ use crate::actors::stream_hub::{Refused, Subscribe};
 use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
-use crate::delivery::payload_filter::PayloadFilter;
 use crate::error::ApiError;
 use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
 use crate::state::AppState;
@@ -133,11 +132,10 @@ pub async fn stream(
         Some(text) => {
             let value: serde_json::Value = serde_json::from_str(text)
                 .map_err(|e| ApiError::invalid_field(&["filter"], format!("not JSON: {e}")))?;
-            crate::api::endpoints::check_payload_filter("filter", &value)?;
-            Some(
-                PayloadFilter::compile(&value)
-                    .map_err(|e| ApiError::invalid_field(&["filter"], e.message))?,
-            )
+            let checked = crate::api::endpoints::check_payload_filter("filter", &value)?;
+            let (_, compiled) = checked
+                .ok_or_else(|| ApiError::invalid_field(&["filter"], "must be an object of conditions"))?;
+            Some(compiled)
         }
     };
     let spec = Arc::new(StreamSpec::new(org_id, types, named, filter));

@@ -70,10 +70,6 @@ impl Endpoint {
         serde_json::from_str(&self.event_filter).unwrap_or_default()
     }
 
-    pub fn matches(&self, event_type: &str) -> bool {
-        self.filters().iter().any(|f| type_matches(f, event_type))
-    }
-
     pub fn fifo(&self) -> bool {
         self.ordering == "fifo"
     }
