@@ -271,33 +271,23 @@ impl Handler<Dispatch> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Dispatch, ctx: &mut Context<Self>) {
-        if !msg.endpoint.active || self.stopping {
-            // Disabled or deleted meanwhile, or this node is stopping: give this work back
-            // so it is not held here; it is claimed again (if the endpoint is active). (Only these jobs: an
-            // attempt another actor has in flight keeps its lease.)
-            EndpointActor::release_held(&self.ctx, msg.jobs.into_iter().map(|j| j.delivery_id).collect());
-            return;
-        }
         let id = msg.endpoint.id.clone();
-        if self.recovering.contains(&id) {
-            // Its dead actor's claims are being handed back; this work is claimed again after.
+        if self.endpoints.get(&id).is_some_and(|a| !a.addr.connected()) {
+            // Died since the last check: recovered the same way (its claims handed back first).
+            self.supervise(ctx);
+        }
+        let handing_over = !self.endpoints.contains_key(&id)
+            && self.ctx.ownership.snapshot(crate::ids::now_ms()).is_some_and(|owned| !owned.contains(&id));
+        // Disabled or deleted meanwhile; this node is stopping; its dead actor's claims are
+        // being handed back; or claimed while this node was handing the endpoint over (or
+        // its ownership went stale): no actor takes this work, it goes back to the store and
+        // is claimed again. (Only these jobs: an attempt another actor has in flight keeps its
+        // lease.)
+        if !msg.endpoint.active || self.stopping || self.recovering.contains(&id) || handing_over {
             EndpointActor::release_held(&self.ctx, msg.jobs.into_iter().map(|j| j.delivery_id).collect());
             return;
         }
-        if !self.endpoints.contains_key(&id)
-            && self.ctx.ownership.snapshot(crate::ids::now_ms()).is_some_and(|owned| !owned.contains(&id))
-        {
-            // Claimed while this node was handing the endpoint over (or its ownership went
-            // stale): no new actor here; the work goes back for the endpoint's next owner.
-            EndpointActor::release_held(&self.ctx, msg.jobs.into_iter().map(|j| j.delivery_id).collect());
-            return;
-        }
-        let alive = self.endpoints.get(&id).is_some_and(|a| a.addr.connected());
-        if !alive {
-            if self.endpoints.remove(&id).is_some() {
-                // What it held is renewed by nobody now: claimable again after its lease.
-                log::error!("endpoint actor {id} died; starting a new one");
-            }
+        if !self.endpoints.contains_key(&id) {
             let version = msg.endpoint.version;
             let addr = self.start_actor(msg.endpoint.clone(), ctx.address().recipient());
             self.endpoints.insert(id.clone(), ActorEntry { addr, sent: 0, version });
