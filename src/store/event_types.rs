@@ -36,14 +36,9 @@ pub fn register(conn: &mut DbConn, et: &EventType, version: i32) -> Result<Event
             Some(found) => found,
             None => {
                 diesel::insert_into(t::event_types).values(et).execute(c).map_err(|e| {
-                    if super::is_unique_violation(&e) {
-                        ApiError::conflict(format!(
-                            "event type {:?} was registered meanwhile; try again",
-                            et.name
-                        ))
-                    } else {
-                        e.into()
-                    }
+                    super::conflict_if_taken(e, || {
+                        format!("event type {:?} was registered meanwhile; try again", et.name)
+                    })
                 })?;
                 et.clone()
             }
@@ -55,14 +50,9 @@ pub fn register(conn: &mut DbConn, et: &EventType, version: i32) -> Result<Event
             created_at: et.created_at,
         };
         diesel::insert_into(v::event_type_versions).values(&row).execute(c).map_err(|e| {
-            if super::is_unique_violation(&e) {
-                ApiError::conflict(format!(
-                    "version {version} of event type {:?} is already registered",
-                    et.name
-                ))
-            } else {
-                e.into()
-            }
+            super::conflict_if_taken(e, || {
+                format!("version {version} of event type {:?} is already registered", et.name)
+            })
         })?;
         Ok(stored)
     })

@@ -252,6 +252,11 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
 
+/// A unique-constraint violation as `409 CONFLICT` with `message`; any other error as is.
+pub fn conflict_if_taken(e: diesel::result::Error, message: impl FnOnce() -> String) -> ApiError {
+    if is_unique_violation(&e) { ApiError::conflict(message()) } else { e.into() }
+}
+
 /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so
 /// concurrent writers queue on the busy timeout instead of failing when a read turns into
 /// a write. Not re-entrant.

@@ -68,11 +68,7 @@ pub fn update(conn: &mut DbConn, id: &str, changes: &OrgChanges) -> Result<Org, 
 
 pub fn insert(conn: &mut DbConn, org: &Org) -> Result<(), ApiError> {
     diesel::insert_into(o::organizations).values(org).execute(conn).map_err(|e| {
-        if super::is_unique_violation(&e) {
-            ApiError::conflict(format!("an organisation named {:?} already exists", org.name))
-        } else {
-            e.into()
-        }
+        super::conflict_if_taken(e, || format!("an organisation named {:?} already exists", org.name))
     })?;
     Ok(())
 }

@@ -196,9 +196,10 @@ pub fn accept(
         }
         let published = publish_in_txn(c, event, None, lease)?;
         let accepted = Receipt { event_id: Some(event.id.clone()), ..receipt.clone() };
-        diesel::insert_into(r::receipts).values(&accepted).execute(c).map_err(|e| {
-            if super::is_unique_violation(&e) { ApiError::conflict("already accepted") } else { e.into() }
-        })?;
+        diesel::insert_into(r::receipts)
+            .values(&accepted)
+            .execute(c)
+            .map_err(|e| super::conflict_if_taken(e, || "already accepted".into()))?;
         Ok(Accepted::New(published))
     });
     match attempt {
