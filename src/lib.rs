@@ -3,6 +3,7 @@
 
 pub mod actors;
 pub mod api;
+pub mod client_commands;
 pub mod config;
 pub mod dashboard;
 pub mod delivery;

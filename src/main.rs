@@ -1,41 +1,108 @@
-//! The `herald` command: `serve` (the default), `migrate`, `keys create --org NAME`,
-//! `keys revoke ID`, `keygen`, `secrets reencrypt`.
+//! The `herald` command: the server and its maintenance commands, and the client commands
+//! (`publish`, `tail`, `listen`) built on the `herald-client` library.
 
 use std::process::ExitCode;
 
+use clap::{Args, Parser, Subcommand};
 use herald::api::admin::issue_key;
+use herald::client_commands::{self, ListenArgs, PublishArgs, Remote, TailArgs};
 use herald::store::{Db, orgs};
 use herald::{Application, Settings};
 
-const USAGE: &str = "usage: herald [serve]              run the server (the default)
-       herald migrate              apply pending database migrations and exit
-       herald keys create --org NAME   print a new API key for an organisation
-       herald keys revoke ID       revoke an API key (and its dashboard sessions)
-       herald keygen               print a new key for security.encryption_keys
-       herald secrets reencrypt    encrypt every stored secret under the first key
+const SETTINGS_HELP: &str = "Settings: config/default.toml < config/$HERALD_ENV.toml < HERALD_* variables
+(HERALD_SERVER__PORT=9000, HERALD_DATABASE__URL=postgres://...). RUST_LOG sets log levels.
+The client commands talk to HERALD_URL (default http://127.0.0.1:8080) with HERALD_API_KEY.";
 
-Settings: config/default.toml < config/$HERALD_ENV.toml < HERALD_* variables
-(HERALD_SERVER__PORT=9000, HERALD_DATABASE__URL=postgres://...). RUST_LOG sets log levels.";
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "An event broker: signed webhooks, Server-Sent Events, inbound webhooks"
+)]
+#[command(after_help = SETTINGS_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default)
+    Serve,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Create or revoke API keys, working on the database directly
+    #[command(subcommand)]
+    Keys(Keys),
+    /// Print a new key for security.encryption_keys
+    Keygen,
+    /// Maintain the secrets stored encrypted
+    #[command(subcommand)]
+    Secrets(Secrets),
+    /// Publish one event and print herald's answer
+    Publish {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        args: PublishArgs,
+    },
+    /// Print events as they are published, one JSON line each, until interrupted
+    Tail {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        args: TailArgs,
+    },
+    /// Forward events to a local app as signed webhooks, in order, one at a time
+    Listen {
+        #[command(flatten)]
+        remote: Remote,
+        #[command(flatten)]
+        args: ListenArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum Keys {
+    /// Print a new API key for an organisation
+    Create(CreateKey),
+    /// Revoke an API key (and its dashboard sessions)
+    Revoke {
+        /// The key's id (key_…)
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct CreateKey {
+    /// The organisation's name (the first one is "default")
+    #[arg(long)]
+    org: String,
+}
+
+#[derive(Subcommand)]
+enum Secrets {
+    /// Encrypt every stored secret under the first of security.encryption_keys
+    Reencrypt,
+}
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = match args.as_slice() {
-        [] | ["serve"] => serve(),
-        ["migrate"] => migrate(),
-        ["keys", "create", "--org", name] => create_key(name),
-        ["keys", "revoke", id] => revoke_key(id),
-        ["keygen"] => {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_log_level(&cli)))
+        .init();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::Migrate => migrate(),
+        Command::Keys(Keys::Create(CreateKey { org })) => create_key(&org),
+        Command::Keys(Keys::Revoke { id }) => revoke_key(&id),
+        Command::Keygen => {
             println!("{}", herald::secrets::generate_key());
             Ok(())
         }
-        ["secrets", "reencrypt"] => reencrypt(),
-        ["-h"] | ["--help"] | ["help"] => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(format!("unknown command: {}\n{USAGE}", args.join(" "))),
+        Command::Secrets(Secrets::Reencrypt) => reencrypt(),
+        Command::Publish { remote, args } => client_commands::run(client_commands::publish(remote, args)),
+        Command::Tail { remote, args } => client_commands::run(client_commands::tail(remote, args)),
+        Command::Listen { remote, args } => client_commands::run(client_commands::listen(remote, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,6 +113,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// The server logs its requests; the client commands keep stderr for what goes wrong.
+fn default_log_level(cli: &Cli) -> &'static str {
+    match cli.command {
+        Some(Command::Publish { .. } | Command::Tail { .. } | Command::Listen { .. }) => "warn",
+        _ => "info",
+    }
+}
 fn serve() -> Result<(), String> {
     let settings = Settings::load()?;
     actix_web::rt::System::new().block_on(async move {

@@ -167,7 +167,7 @@ impl RetryPolicy {
 
 /// A uniformly random number in [0, 1) for [`RetryPolicy::next_delay`].
 pub fn jitter() -> f64 {
-    let bits = u64::from_le_bytes(super::signing::random_bytes::<8>()) >> 11;
+    let bits = u64::from_le_bytes(crate::ids::random::<8>()) >> 11;
     bits as f64 / (1u64 << 53) as f64
 }
 
