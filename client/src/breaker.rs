@@ -61,6 +61,15 @@ impl Breaker {
         }
     }
 
+    /// The probe's call was dropped before its outcome (its caller gave up): the next call
+    /// may probe at once, instead of every call being refused while waiting for an outcome
+    /// that will never come.
+    pub(crate) fn abandon_probe(&mut self, now: Instant) {
+        if self.state == State::Probing {
+            self.state = State::Open { until: now };
+        }
+    }
+
     pub(crate) fn is_open(&self) -> bool {
         self.state != State::Closed
     }
@@ -92,6 +101,22 @@ mod tests {
         b.success();
         assert_eq!(b.permit(probe), Permit::Send);
         assert!(!b.is_open());
+    }
+
+    #[test]
+    fn an_abandoned_probe_lets_the_next_call_probe() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(1, Duration::from_secs(30));
+        b.failure(t0);
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(b.permit(later), Permit::Send);
+        b.abandon_probe(later);
+        assert_eq!(b.permit(later), Permit::Send);
+        assert!(matches!(b.permit(later), Permit::Refuse(_)), "one probe at a time still");
+        // Only a probe is abandoned: an open or closed circuit is left as it is.
+        b.failure(later);
+        b.abandon_probe(later);
+        assert_eq!(b.permit(later), Permit::Refuse(Duration::from_secs(30)));
     }
 
     #[test]

@@ -212,6 +212,7 @@ impl Client {
             if let Permit::Refuse(retry_in) = permit {
                 return Err(Error::CircuitOpen { retry_in });
             }
+            let probe = ProbeGuard::arm(&inner.breaker);
             let pause = inner.rate.borrow_mut().wait(Instant::now());
             if let Some(pause) = pause {
                 log::debug!(
@@ -221,6 +222,8 @@ impl Client {
                 tokio::time::sleep(pause).await;
             }
             let outcome = self.try_once(&req, idempotency_key.as_deref()).await;
+            // The outcome is recorded below, without an await in between.
+            probe.disarm();
             let now = Instant::now();
             let (error, asked_delay) = match outcome {
                 Ok(answer) => {
@@ -245,9 +248,9 @@ impl Client {
                     }
                     (error, retry_after(&answer.headers, SystemTime::now()))
                 }
-                Err(error) => {
+                Err((error, maybe_sent)) => {
                     inner.breaker.borrow_mut().failure(now);
-                    lost_answer = true;
+                    lost_answer |= maybe_sent;
                     (error, None)
                 }
             };
@@ -265,7 +268,9 @@ impl Client {
         unreachable!("the retry loop returns")
     }
 
-    async fn try_once(&self, req: &Request, idempotency_key: Option<&str>) -> Result<Answer, Error> {
+    /// One try. An error comes with whether the request may have reached herald: `false`
+    /// when no connection was made, so nothing was sent.
+    async fn try_once(&self, req: &Request, idempotency_key: Option<&str>) -> Result<Answer, (Error, bool)> {
         let inner = &*self.inner;
         let timeout = req.timeout.unwrap_or(inner.timeout);
         let mut request = inner
@@ -273,7 +278,7 @@ impl Client {
             .request(req.method.clone(), format!("{}{}", inner.base_url, req.path))
             .timeout(timeout);
         if !req.query.is_empty() {
-            request = request.query(&req.query).map_err(|e| Error::Decode(format!("query: {e}")))?;
+            request = request.query(&req.query).map_err(|e| (Error::Decode(format!("query: {e}")), false))?;
         }
         let credential = if req.admin { inner.admin_token.as_deref() } else { inner.api_key.as_deref() };
         if let Some(credential) = credential {
@@ -288,14 +293,43 @@ impl Client {
                 None => request.send().await,
             };
             let mut response = sent.map_err(|e| match e {
-                SendRequestError::Timeout => Error::Timeout,
-                other => Error::Connect(other.to_string()),
+                SendRequestError::Connect(e) => (Error::Connect(e.to_string()), false),
+                SendRequestError::Timeout => (Error::Timeout, true),
+                other => (Error::Connect(other.to_string()), true),
             })?;
-            let body =
-                response.body().limit(MAX_ANSWER_BYTES).await.map_err(|e| Error::Connect(e.to_string()))?;
+            let body = response
+                .body()
+                .limit(MAX_ANSWER_BYTES)
+                .await
+                .map_err(|e| (Error::Connect(e.to_string()), true))?;
             Ok(Answer { status: response.status().as_u16(), headers: response.headers().clone(), body })
         };
-        tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Error::Timeout))
+        tokio::time::timeout(timeout, exchange).await.unwrap_or(Err((Error::Timeout, true)))
+    }
+}
+
+/// Held by a call while it is the circuit breaker's probe. If the call is dropped before the
+/// probe's outcome (its caller gave up), the breaker lets the next call probe instead of
+/// refusing every call for ever while it waits for that outcome.
+struct ProbeGuard<'a>(Option<&'a RefCell<Breaker>>);
+
+impl<'a> ProbeGuard<'a> {
+    /// Armed only when the permit just given was the probe's (the circuit is then half-open).
+    fn arm(breaker: &'a RefCell<Breaker>) -> Self {
+        ProbeGuard(breaker.borrow().is_open().then_some(breaker))
+    }
+
+    /// The outcome is about to be recorded.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(mut breaker) = self.0.and_then(|b| b.try_borrow_mut().ok()) {
+            breaker.abandon_probe(Instant::now());
+        }
     }
 }
 

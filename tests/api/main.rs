@@ -5,6 +5,8 @@ mod helpers;
 
 mod at_rest;
 mod cli;
+mod client_cli;
+mod client_library;
 mod cluster;
 mod dashboard;
 mod delivery;
