@@ -47,7 +47,7 @@ impl Client {
     /// `GET /v1/orgs/{org_id}/api-keys` (admin): an organisation's live keys.
     pub fn org_api_keys(&self, org_id: &str, query: &RangeQuery) -> Pages<ApiKey> {
         let path = format!("/v1/orgs/{}/api-keys", segment(org_id));
-        self.paginate(Request::get(path).admin().queries(query.pairs()))
+        self.paginate(Request::get(path).admin().filters(query))
     }
 
     /// `DELETE /v1/orgs/{org_id}/api-keys/{id}` (admin): revokes an organisation's key.
@@ -62,7 +62,7 @@ impl Client {
 
     /// `GET /v1/api-keys`: this organisation's live keys (never the keys themselves).
     pub fn api_keys(&self, query: &RangeQuery) -> Pages<ApiKey> {
-        self.paginate(Request::get("/v1/api-keys").queries(query.pairs()))
+        self.paginate(Request::get("/v1/api-keys").filters(query))
     }
 
     /// `POST /v1/api-keys`: a new key for this organisation, shown only here.
@@ -87,7 +87,7 @@ impl Client {
 
     /// `GET /v1/event-types`: the registered types with their versions.
     pub fn event_types(&self, query: &RangeQuery) -> Pages<EventType> {
-        self.paginate(Request::get("/v1/event-types").queries(query.pairs()))
+        self.paginate(Request::get("/v1/event-types").filters(query))
     }
 
     // -----------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ impl Client {
 
     /// `GET /v1/endpoints`: the endpoints.
     pub fn endpoints(&self, query: &EndpointQuery) -> Pages<Endpoint> {
-        self.paginate(Request::get("/v1/endpoints").queries(query.pairs()))
+        self.paginate(Request::get("/v1/endpoints").filters(query))
     }
 
     /// `GET /v1/endpoints/{id}`: one endpoint, with its circuit, counts and queue.
@@ -161,7 +161,7 @@ impl Client {
     /// `GET /v1/endpoints/{id}/deliveries`: an endpoint's delivery log.
     pub fn endpoint_deliveries(&self, id: &str, query: &DeliveryQuery) -> Pages<Delivery> {
         let path = format!("/v1/endpoints/{}/deliveries", segment(id));
-        self.paginate(Request::get(path).queries(query.pairs()))
+        self.paginate(Request::get(path).filters(query))
     }
 
     // -----------------------------------------------------------------------------------
@@ -205,7 +205,7 @@ impl Client {
 
     /// `GET /v1/events`: the events, newest first.
     pub fn events(&self, query: &EventQuery) -> Pages<Event> {
-        self.paginate(Request::get("/v1/events").queries(query.pairs()))
+        self.paginate(Request::get("/v1/events").filters(query))
     }
 
     /// `GET /v1/events/{id}`: one event with the status of each delivery.
@@ -245,7 +245,7 @@ impl Client {
 
     /// `GET /v1/dead-letters`: deliveries whose retries ran out, with their events.
     pub fn dead_letters(&self, query: &DeadLetterQuery) -> Pages<DeadLetter> {
-        self.paginate(Request::get("/v1/dead-letters").queries(query.pairs()))
+        self.paginate(Request::get("/v1/dead-letters").filters(query))
     }
 
     /// `POST /v1/dead-letters/replay`: queues dead letters again.
@@ -264,7 +264,7 @@ impl Client {
 
     /// `GET /v1/sources`: the inbound sources.
     pub fn sources(&self, query: &RangeQuery) -> Pages<Source> {
-        self.paginate(Request::get("/v1/sources").queries(query.pairs()))
+        self.paginate(Request::get("/v1/sources").filters(query))
     }
 
     /// `GET /v1/sources/{id}`: one inbound source.
@@ -290,7 +290,7 @@ impl Client {
     /// `GET /v1/sources/{id}/receipts`: what arrived at a source.
     pub fn receipts(&self, source_id: &str, query: &ReceiptQuery) -> Pages<Receipt> {
         let path = format!("/v1/sources/{}/receipts", segment(source_id));
-        self.paginate(Request::get(path).queries(query.pairs()))
+        self.paginate(Request::get(path).filters(query))
     }
 
     // -----------------------------------------------------------------------------------

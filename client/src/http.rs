@@ -355,7 +355,7 @@ impl Answer {
 pub(crate) struct Request {
     pub(crate) method: Method,
     pub(crate) path: String,
-    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) query: Vec<(String, String)>,
     body: Option<Bytes>,
     idempotency_key: Option<String>,
     timeout: Option<Duration>,
@@ -391,18 +391,27 @@ impl Request {
         Request::new(Method::DELETE, path)
     }
 
-    pub(crate) fn query(mut self, name: &'static str, value: impl ToString) -> Request {
-        self.query.push((name, value.to_string()));
+    pub(crate) fn query(mut self, name: &str, value: impl ToString) -> Request {
+        self.query.push((name.to_string(), value.to_string()));
         self
     }
 
-    pub(crate) fn queries(mut self, pairs: Vec<(&'static str, String)>) -> Request {
-        self.query.extend(pairs);
+    /// A list's filters: each field of `filters` that is set becomes a query parameter.
+    pub(crate) fn filters<Q: Serialize>(mut self, filters: &Q) -> Request {
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(filters) {
+            for (name, value) in fields {
+                let value = match value {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                self.query.push((name, value));
+            }
+        }
         self
     }
 
     /// Sets (or replaces) one query parameter.
-    pub(crate) fn set_query(mut self, name: &'static str, value: impl ToString) -> Request {
+    pub(crate) fn set_query(mut self, name: &str, value: impl ToString) -> Request {
         self.query.retain(|(n, _)| *n != name);
         self.query(name, value)
     }

@@ -10,13 +10,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Adds `name=value` to `pairs` when the value is given.
-fn push(pairs: &mut Vec<(&'static str, String)>, name: &'static str, value: &Option<String>) {
-    if let Some(v) = value {
-        pairs.push((name, v.clone()));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Lists
 // ---------------------------------------------------------------------------------------
@@ -32,126 +25,84 @@ pub struct Page<T> {
 }
 
 /// The time filters of lists that have no others (API keys, event types, sources).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RangeQuery {
     /// Rows created at or after this time (RFC 3339 or a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Rows created at or before this time (a date takes in its whole day).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-}
-
-impl RangeQuery {
-    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        push(&mut pairs, "from", &self.from);
-        push(&mut pairs, "to", &self.to);
-        pairs
-    }
 }
 
 /// Filters of `GET /v1/events`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct EventQuery {
     /// An event type, or a prefix like `order.*` (sent as `type`).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub event_type: Option<String>,
     /// Events created at or after this time (RFC 3339 or a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Events created at or before this time (a date takes in its whole day).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-}
-
-impl EventQuery {
-    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        push(&mut pairs, "type", &self.event_type);
-        push(&mut pairs, "from", &self.from);
-        push(&mut pairs, "to", &self.to);
-        pairs
-    }
 }
 
 /// Filters of `GET /v1/endpoints`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct EndpointQuery {
     /// `active` or `disabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Endpoints created at or after this time (RFC 3339 or a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Endpoints created at or before this time (a date takes in its whole day).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-}
-
-impl EndpointQuery {
-    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        push(&mut pairs, "status", &self.status);
-        push(&mut pairs, "from", &self.from);
-        push(&mut pairs, "to", &self.to);
-        pairs
-    }
 }
 
 /// Filters of an endpoint's delivery log, `GET /v1/endpoints/{id}/deliveries`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DeliveryQuery {
     /// Statuses to show, comma-separated: `pending`, `succeeded`, `failed`, `dead`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Deliveries created at or before this time (a date takes in its whole day).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-}
-
-impl DeliveryQuery {
-    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        push(&mut pairs, "status", &self.status);
-        push(&mut pairs, "from", &self.from);
-        push(&mut pairs, "to", &self.to);
-        pairs
-    }
 }
 
 /// Filters of `GET /v1/dead-letters`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DeadLetterQuery {
     /// Only this endpoint's dead letters.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint_id: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Deliveries created at or before this time (a date takes in its whole day).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-}
-
-impl DeadLetterQuery {
-    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        push(&mut pairs, "endpoint_id", &self.endpoint_id);
-        push(&mut pairs, "from", &self.from);
-        push(&mut pairs, "to", &self.to);
-        pairs
-    }
 }
 
 /// Filters of a source's receipts, `GET /v1/sources/{id}/receipts`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ReceiptQuery {
     /// Outcomes to show, comma-separated: `accepted`, `duplicate`, `rejected`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// Receipts received at or after this time (RFC 3339 or a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// Receipts received at or before this time (a date takes in its whole day).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
-}
-
-impl ReceiptQuery {
-    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::new();
-        push(&mut pairs, "outcome", &self.outcome);
-        push(&mut pairs, "from", &self.from);
-        push(&mut pairs, "to", &self.to);
-        pairs
-    }
 }
 
 // ---------------------------------------------------------------------------------------

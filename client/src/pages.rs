@@ -5,20 +5,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::stream::{self, LocalBoxStream, Stream, StreamExt, TryStreamExt};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::http::{Client, Request};
+use crate::models::Page;
 
 /// Items per page requested (herald allows 1 to 250).
 const PAGE_SIZE: u32 = 100;
-
-#[derive(Deserialize)]
-struct Page<T> {
-    data: Vec<T>,
-    next_cursor: Option<String>,
-}
 
 /// A list route's items, page after page. Each page is one request (retried as any
 /// request is); an error ends the stream.
