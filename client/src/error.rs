@@ -8,6 +8,7 @@ use serde::Deserialize;
 /// A failed call. [`Error::is_retriable`] tells whether trying again later may help; the
 /// client has already retried those as often as it was configured to.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Error {
     /// herald answered with its error JSON (`{"code", "message", "issues"}`).
     Api(ApiError),
@@ -26,6 +27,7 @@ pub enum Error {
 
 /// herald's error JSON, with the HTTP status and request id it came with.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     /// The HTTP status.
     #[serde(skip)]
@@ -44,6 +46,7 @@ pub struct ApiError {
 
 /// One problem in a request: where (`path`) and what.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Issue {
     /// The path to the offending value: field names and array indexes.
     #[serde(default)]
@@ -54,6 +57,7 @@ pub struct Issue {
 
 /// One step of an [`Issue`]'s path.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum PathSegment {
     /// A field name.

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 /// One page of a list: `{data, next_cursor}`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Page<T> {
     /// The rows of this page.
     pub data: Vec<T>,
@@ -26,82 +27,105 @@ pub struct Page<T> {
 
 /// The time filters of lists that have no others (API keys, event types, sources).
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RangeQuery {
     /// Rows created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub from: Option<String>,
     /// Rows created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub to: Option<String>,
 }
 
 /// Filters of `GET /v1/events`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventQuery {
     /// An event type, or a prefix like `order.*` (sent as `type`).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$", "maxLength" = 130)))]
     pub event_type: Option<String>,
     /// Events created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub from: Option<String>,
     /// Events created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub to: Option<String>,
 }
 
 /// Filters of `GET /v1/endpoints`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointQuery {
     /// `active` or `disabled`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "disabled"])))]
     pub status: Option<String>,
     /// Endpoints created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub from: Option<String>,
     /// Endpoints created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub to: Option<String>,
 }
 
 /// Filters of an endpoint's delivery log, `GET /v1/endpoints/{id}/deliveries`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryQuery {
     /// Statuses to show, comma-separated: `pending`, `succeeded`, `failed`, `dead`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^(pending|succeeded|failed|dead)(,(pending|succeeded|failed|dead))*$")))]
     pub status: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub from: Option<String>,
     /// Deliveries created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub to: Option<String>,
 }
 
 /// Filters of `GET /v1/dead-letters`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeadLetterQuery {
     /// Only this endpoint's dead letters.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^ep_[0-9A-Za-z]{1,40}$")))]
     pub endpoint_id: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub from: Option<String>,
     /// Deliveries created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub to: Option<String>,
 }
 
 /// Filters of a source's receipts, `GET /v1/sources/{id}/receipts`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ReceiptQuery {
     /// Outcomes to show, comma-separated: `accepted`, `duplicate`, `rejected`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^(accepted|duplicate|rejected)(,(accepted|duplicate|rejected))*$")))]
     pub outcome: Option<String>,
     /// Receipts received at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub from: Option<String>,
     /// Receipts received at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub to: Option<String>,
 }
 
@@ -111,11 +135,14 @@ pub struct ReceiptQuery {
 
 /// Body of `POST /v1/orgs` (admin).
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct NewOrg {
     /// The organisation's name (1 to 100 characters).
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[!-~][ -~]{0,99}$")))]
     pub name: String,
     /// Requests per minute (default: the server's setting).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub rate_limit_per_minute: Option<u32>,
 }
 
@@ -128,23 +155,29 @@ impl NewOrg {
 
 /// Body of `PATCH /v1/orgs/{org_id}` (admin): only the fields given change.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct OrgUpdate {
     /// Requests per minute.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub rate_limit_per_minute: Option<u32>,
     /// Endpoints the organisation may have.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub max_endpoints: Option<u32>,
     /// Event streams it may hold open at once.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub max_streams: Option<u32>,
     /// How long finished events are kept, like `30d`, `12h` (1s to 36500d).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[1-9][0-9]{0,3}(s|m|h|d)$")))]
     pub retention_events: Option<String>,
 }
 
 /// An organisation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Org {
     /// Its id (`org_…`).
     pub id: String,
@@ -167,6 +200,7 @@ pub struct Org {
 
 /// An API key as lists show it (never the key itself).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiKey {
     /// Its id (`key_…`).
     pub id: String,
@@ -181,6 +215,7 @@ pub struct ApiKey {
 
 /// A new API key: the only answer that shows the key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewApiKey {
     /// Its id (`key_…`).
     pub id: String,
@@ -202,17 +237,22 @@ pub struct NewApiKey {
 
 /// Body of `POST /v1/event-types`: registers a type, or a new version of one.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct NewEventType {
     /// Dotted name, like `payment.completed`.
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength" = 128)))]
     pub name: String,
     /// What the type means.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[ -~\\n]{0,1000}$")))]
     pub description: Option<String>,
     /// A JSON Schema that publishes' `data` must match.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = ["object", "null"])))]
     pub schema: Option<Value>,
     /// The version this schema is (default 1).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub version: Option<u32>,
 }
 
@@ -225,6 +265,7 @@ impl NewEventType {
 
 /// A registered event type with its versions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventType {
     /// Its id (`et_…`).
     pub id: String,
@@ -248,6 +289,7 @@ pub struct EventType {
 
 /// One version of an event type.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventTypeVersion {
     /// The version number.
     pub version: u32,
@@ -264,37 +306,49 @@ pub struct EventTypeVersion {
 
 /// Body of `POST /v1/endpoints`: subscribes a URL to event types.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct NewEndpoint {
     /// Where webhooks are sent.
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^https://[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,20}){1,3}(/[A-Za-z0-9._~-]{0,20}){0,3}$")))]
     pub url: String,
     /// Event types, prefixes like `order.*`, or `*` for every type.
+    #[cfg_attr(feature = "schema", schemars(extend("minItems" = 1, "maxItems" = 100, "items" = {"type": "string", "pattern": "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$", "maxLength": 130})))]
     pub events: Vec<String>,
     /// What the endpoint is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[ -~\\n]{0,1000}$")))]
     pub description: Option<String>,
     /// Its signing secret (default: a generated `whsec_…`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[^\\u0000-\\u0020\\u007f]{8,256}$")))]
     pub secret: Option<String>,
     /// `standard-webhooks` (default) or `hmac-sha256`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["standard-webhooks", "hmac-sha256", null])))]
     pub signature_scheme: Option<String>,
     /// At most this many requests per second to it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100000)))]
     pub rate_limit_per_second: Option<u32>,
     /// At most this many requests to it at once.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub max_in_flight: Option<u32>,
     /// Extra headers sent with each webhook.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("propertyNames" = {"pattern": "^X-Custom-[A-Za-z0-9-]{1,40}$"}, "additionalProperties" = {"type": "string", "pattern": "^[ -~]{0,200}$"})))]
     pub headers: Option<BTreeMap<String, String>>,
     /// `fifo` (one at a time, in event order) or `none` (default).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["none", "fifo", null])))]
     pub ordering: Option<String>,
     /// A payload filter: only events whose envelope matches are sent.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = ["object", "null"], "maxProperties" = 8, "propertyNames" = {"pattern": "^[a-z_]{1,20}(\\.[a-z_]{1,20}){0,3}$"}, "additionalProperties" = {"type": ["string", "number", "boolean"]})))]
     pub filter: Option<Value>,
     /// The version to receive per event type (others get each type's latest).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength": 128}, "additionalProperties" = {"type": "integer", "minimum": 1, "maximum": 1000})))]
     pub versions: Option<BTreeMap<String, u32>>,
 }
 
@@ -307,44 +361,57 @@ impl NewEndpoint {
 
 /// Body of `PATCH /v1/endpoints/{id}`: only the fields given change.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct EndpointUpdate {
     /// A new URL.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^https://[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,20}){1,3}(/[A-Za-z0-9._~-]{0,20}){0,3}$")))]
     pub url: Option<String>,
     /// New event types.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("minItems" = 1, "maxItems" = 100, "items" = {"type": "string", "pattern": "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$", "maxLength": 130})))]
     pub events: Option<Vec<String>>,
     /// A new description.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[ -~\\n]{0,1000}$")))]
     pub description: Option<String>,
     /// `active` or `disabled`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["active", "disabled", null])))]
     pub status: Option<String>,
     /// `standard-webhooks` or `hmac-sha256`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["standard-webhooks", "hmac-sha256", null])))]
     pub signature_scheme: Option<String>,
     /// At most this many requests per second.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 100000)))]
     pub rate_limit_per_second: Option<u32>,
     /// At most this many requests at once.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub max_in_flight: Option<u32>,
     /// Replaces every extra header.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("propertyNames" = {"pattern": "^X-Custom-[A-Za-z0-9-]{1,40}$"}, "additionalProperties" = {"type": "string", "pattern": "^[ -~]{0,200}$"})))]
     pub headers: Option<BTreeMap<String, String>>,
     /// `fifo` or `none`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["none", "fifo", null])))]
     pub ordering: Option<String>,
     /// A new payload filter; `Some(Value::Null)` removes the filter.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = ["object", "null"], "maxProperties" = 8, "propertyNames" = {"pattern": "^[a-z_]{1,20}(\\.[a-z_]{1,20}){0,3}$"}, "additionalProperties" = {"type": ["string", "number", "boolean"]})))]
     pub filter: Option<Value>,
     /// New version pins; an empty map removes every pin.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("propertyNames" = {"pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength": 128}, "additionalProperties" = {"type": "integer", "minimum": 1, "maximum": 1000})))]
     pub versions: Option<BTreeMap<String, u32>>,
 }
 
 /// An endpoint, as herald shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Endpoint {
     /// Its id (`ep_…`).
     pub id: String,
@@ -402,6 +469,7 @@ pub struct Endpoint {
 
 /// An endpoint's circuit breaker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Circuit {
     /// `closed`, `open` or `half_open`.
     pub state: String,
@@ -415,6 +483,7 @@ pub struct Circuit {
 
 /// An endpoint's deliveries counted by status.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryCounts {
     /// Waiting for an attempt.
     #[serde(default)]
@@ -435,6 +504,7 @@ pub struct DeliveryCounts {
 
 /// A FIFO endpoint's queue: its head, and whether it waits on that delivery's retries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FifoQueue {
     /// The delivery at the head of the queue.
     #[serde(default)]
@@ -449,6 +519,7 @@ pub struct FifoQueue {
 
 /// The failed delivery at the head of a blocked FIFO queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct QueueBlocker {
     /// Its id (`dlv_…`).
     pub delivery_id: String,
@@ -468,6 +539,7 @@ pub struct QueueBlocker {
 
 /// An endpoint's signing secret, `GET /v1/endpoints/{id}/secret`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EndpointSecret {
     /// The secret.
     pub secret: String,
@@ -478,6 +550,7 @@ pub struct EndpointSecret {
 
 /// The answer of `POST /v1/endpoints/{id}/rotate-secret`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct RotatedSecret {
     /// The new secret.
     pub secret: String,
@@ -488,11 +561,14 @@ pub struct RotatedSecret {
 
 /// Body of `POST /v1/endpoints/{id}/filter-test`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct FilterTest {
     /// A sample envelope: `{"type": …, "data": {…}}`.
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object")))]
     pub payload: Value,
     /// A filter to try instead of the endpoint's own.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = ["object", "null"], "maxProperties" = 8, "propertyNames" = {"pattern": "^[a-z_]{1,20}(\\.[a-z_]{1,20}){0,3}$"}, "additionalProperties" = {"type": ["string", "number", "boolean"]})))]
     pub filter: Option<Value>,
 }
 
@@ -505,6 +581,7 @@ impl FilterTest {
 
 /// Whether a payload filter matches a sample.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FilterTestResult {
     /// Whether it matches.
     pub matches: bool,
@@ -518,6 +595,7 @@ pub struct FilterTestResult {
 
 /// The answer of `POST /v1/endpoints/{id}/test`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TestDelivery {
     /// The delivery of the `webhook.test` event.
     #[serde(default)]
@@ -529,14 +607,18 @@ pub struct TestDelivery {
 
 /// Body of `POST /v1/endpoints/{id}/replay`: re-deliver a time window.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct Replay {
     /// From this time (RFC 3339 or a date).
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub since: String,
     /// Up to this time.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     pub until: Option<String>,
     /// `failed`, `dead` or `all` (default: failed and dead).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["failed", "dead", "all", null])))]
     pub status: Option<String>,
 }
 
@@ -549,6 +631,7 @@ impl Replay {
 
 /// How many deliveries were queued again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Replayed {
     /// Their number.
     pub replayed: u64,
@@ -560,20 +643,26 @@ pub struct Replayed {
 
 /// Body of `POST /v1/events`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct NewEvent {
     /// The event type.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength" = 128)))]
     pub event_type: String,
     /// The payload: a JSON object.
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object")))]
     pub data: Value,
     /// Your own id: publishing it again returns the existing event.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[A-Za-z0-9_.:-]{1,255}$")))]
     pub id: Option<String>,
     /// Ties related events together.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[ -~]{0,255}$")))]
     pub correlation_id: Option<String>,
     /// The version of its type (default: the latest registered).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub version: Option<u32>,
 }
 
@@ -586,6 +675,7 @@ impl NewEvent {
 
 /// The answer of a publish (`202`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Published {
     /// The event's id.
     pub id: String,
@@ -605,6 +695,7 @@ pub struct Published {
 
 /// The answer of `POST /v1/events?wait=true`: the event and each delivery's first attempt.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PublishOutcome {
     /// The event's id.
     pub id: String,
@@ -627,6 +718,7 @@ pub struct PublishOutcome {
 
 /// A delivery's state after its first attempt, in a waiting publish's answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryOutcome {
     /// The delivery's id.
     pub id: String,
@@ -647,6 +739,7 @@ pub struct DeliveryOutcome {
 
 /// An event (list row, and the event of a delivery).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     /// Its id.
     pub id: String,
@@ -670,6 +763,7 @@ pub struct Event {
 
 /// One event with the status of each of its deliveries, `GET /v1/events/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventDetail {
     /// Its id.
     pub id: String,
@@ -696,6 +790,7 @@ pub struct EventDetail {
 
 /// A delivery as an event's tracking view shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventDelivery {
     /// The delivery's id.
     pub id: String,
@@ -716,14 +811,17 @@ pub struct EventDelivery {
 
 /// Body of `POST /v1/stream-tokens`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct StreamTokenRequest {
     /// The types the token may stream (names, prefixes like `order.*`); all when none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("maxItems" = 50, "items" = {"type": "string", "pattern": "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$", "maxLength": 130})))]
     pub types: Option<Vec<String>>,
 }
 
 /// A short-lived token for `?token=` on the event stream.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StreamToken {
     /// The token (`st_…`).
     pub token: String,
@@ -740,6 +838,7 @@ pub struct StreamToken {
 
 /// A delivery as lists show it (with its event), and the answer of a cancel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Delivery {
     /// Its id (`dlv_…`).
     pub id: String,
@@ -780,6 +879,7 @@ pub type DeadLetter = Delivery;
 
 /// One delivery with its attempts, `GET /v1/deliveries/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryDetail {
     /// Its id (`dlv_…`).
     pub id: String,
@@ -817,6 +917,7 @@ pub struct DeliveryDetail {
 
 /// One attempt of a delivery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Attempt {
     /// Its number, from 1.
     pub attempt: u32,
@@ -838,6 +939,7 @@ pub struct Attempt {
 
 /// The answer of `POST /v1/deliveries/{id}/retry`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Retried {
     /// The delivery's id.
     pub id: String,
@@ -847,12 +949,16 @@ pub struct Retried {
 
 /// Body of `POST /v1/dead-letters/replay`: give `ids`, `endpoint_id`, or both.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
+#[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"required": ["ids"]}, {"required": ["endpoint_id"]}])))]
 pub struct DeadLetterReplay {
     /// These dead letters (delivery ids, at most 1000).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("minItems" = 1, "maxItems" = 1000, "items" = {"type": "string", "pattern": "^dlv_[0-9A-Za-z]{1,40}$"})))]
     pub ids: Option<Vec<String>>,
     /// This endpoint's dead letters.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^ep_[0-9A-Za-z]{1,40}$")))]
     pub endpoint_id: Option<String>,
 }
 
@@ -874,15 +980,20 @@ impl DeadLetterReplay {
 
 /// Body of `POST /v1/sources`: where a provider sends its webhooks.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct NewSource {
     /// Its name.
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[!-~][ -~]{0,99}$")))]
     pub name: String,
     /// `stripe`, `github`, `standard-webhooks` or `hmac-sha256`.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["stripe", "github", "standard-webhooks", "hmac-sha256"])))]
     pub kind: String,
     /// The provider's signing secret.
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{8,512}$")))]
     pub secret: String,
     /// Put in front of the provider's event types (default `stripe.`/`github.` for those).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^([A-Za-z0-9_-]+\\.){1,3}$")))]
     pub event_type_prefix: Option<String>,
 }
 
@@ -895,13 +1006,16 @@ impl NewSource {
 
 /// Body of `POST /v1/sources/{id}/rotate-secret`.
 #[derive(Debug, Clone, Default, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct NewSourceSecret {
     /// The provider's new secret (the old one is accepted for 24 h).
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[^\\u0000-\\u001f\\u007f]{8,512}$")))]
     pub secret: String,
 }
 
 /// An inbound source (its secret is never shown).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Source {
     /// Its id (`src_…`).
     pub id: String,
@@ -923,6 +1037,7 @@ pub struct Source {
 
 /// What arrived at a source.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Receipt {
     /// Its id.
     pub id: String,
@@ -950,6 +1065,7 @@ pub struct Receipt {
 
 /// The `/healthz` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Health {
     /// `ok`.
     pub status: String,
@@ -957,6 +1073,7 @@ pub struct Health {
 
 /// The `/readyz` body when ready.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Readiness {
     /// `ready`.
     pub status: String,
@@ -979,6 +1096,7 @@ pub struct Readiness {
 
 /// Delivery attempts per minute and their latency, `GET /v1/stats`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Stats {
     /// Start of the window.
     pub from: String,
@@ -994,6 +1112,7 @@ pub struct Stats {
 
 /// Attempts in one minute, by outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct StatsMinute {
     /// The minute's start.
     pub minute: String,
@@ -1016,6 +1135,7 @@ pub struct StatsMinute {
 
 /// One bucket of the latency histogram.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LatencyBucket {
     /// Its upper bound; none for the last, unbounded one.
     #[serde(default)]
@@ -1023,4 +1143,39 @@ pub struct LatencyBucket {
     /// Attempts in it.
     #[serde(default)]
     pub count: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// Dashboard sessions and inbound webhooks
+// ---------------------------------------------------------------------------------------
+
+/// The body of `POST /v1/sessions`: an API key to exchange for a session cookie.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
+pub struct NewSession {
+    /// An API key of the organisation.
+    pub key: String,
+}
+
+/// A dashboard session (`GET /v1/sessions`, `POST /v1/sessions`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Session {
+    /// The organisation the session acts for.
+    pub org_id: String,
+    /// When the cookie stops working.
+    pub expires_at: String,
+}
+
+/// herald's answer to a provider's webhook (`POST /v1/inbound/{source_id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InboundAnswer {
+    /// Always `true`: the request was verified and stored.
+    pub received: bool,
+    /// Whether this provider event id had arrived before (nothing else was done).
+    pub duplicate: bool,
+    /// The herald event it became, when known.
+    #[serde(default)]
+    pub event_id: Option<String>,
 }

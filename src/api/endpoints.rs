@@ -316,7 +316,10 @@ pub async fn create(
     let versions = b.versions.as_ref().map(check_versions).transpose()?.flatten();
     let ordering = check_ordering(b.ordering.as_deref())?.unwrap_or_else(|| "none".into());
     let secret = match b.secret {
-        Some(s) if s.len() < 8 || s.len() > 256 || s.bytes().any(|c| c.is_ascii_control() || c == b' ') => {
+        Some(s)
+            if !(8..=256).contains(&s.chars().count())
+                || s.chars().any(|c| c.is_ascii_control() || c == ' ') =>
+        {
             return Err(ApiError::invalid_field(&["secret"], "must be 8 to 256 characters without spaces"));
         }
         Some(s) => s,

@@ -207,13 +207,9 @@ pub async fn list(
         event_type: query.get("type").cloned(),
         range: super::list_filters::time_range(&query)?,
     };
-    let before = match &req.after {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| ApiError::invalid_field(&["cursor"], "not a cursor from this API"))?,
-        ),
-        None => None,
-    };
+    // Events page by seq. A cursor that holds no seq is past every event: an empty page,
+    // as for any other made-up position (see `pagination::decode_cursor`).
+    let before = req.after.as_ref().map(|c| c.parse::<i64>().unwrap_or(0));
     let fetch = req.fetch();
     let rows = state.db.run(move |conn| events::list(conn, &auth.org_id, &filter, before, fetch)).await?;
     Ok(HttpResponse::Ok().json(page(rows, &req, |e| e.seq.to_string(), |e| event_view(&e))))

@@ -124,10 +124,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     for path in paths {
         let mut resource = web::resource(path);
+        let mut allow = Vec::new();
         for spec in ROUTES.iter().filter(|s| s.path == path) {
             resource = resource.route((spec.route)());
+            allow.push(spec.method);
         }
-        cfg.service(resource.default_service(web::to(method_not_allowed)));
+        let allow = allow.join(", ");
+        cfg.service(resource.default_service(web::to(move || method_not_allowed(allow.clone()))));
     }
     #[cfg(feature = "fault-injection")]
     faults::configure(cfg);
@@ -148,6 +151,12 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Route"))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::method_not_allowed())
+/// RFC 9110: a 405 names the methods the resource has.
+async fn method_not_allowed(allow: String) -> HttpResponse {
+    use actix_web::ResponseError;
+    let mut response = ApiError::method_not_allowed().error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(actix_web::http::header::ALLOW, value);
+    }
+    response
 }

@@ -72,7 +72,7 @@ fn receipt_view(r: Receipt) -> serde_json::Value {
 }
 
 fn check_secret(secret: &str) -> Result<(), ApiError> {
-    if secret.len() < 8 || secret.len() > 512 || secret.bytes().any(|b| b.is_ascii_control()) {
+    if !(8..=512).contains(&secret.chars().count()) || secret.chars().any(|c| c.is_ascii_control()) {
         return Err(ApiError::invalid_field(&["secret"], "must be 8 to 512 characters"));
     }
     Ok(())

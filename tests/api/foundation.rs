@@ -230,7 +230,7 @@ both_backends!(a_panicking_handler_is_a_500_and_the_server_lives_on, |app: TestA
 both_backends!(openapi_describes_every_route, |app: TestApp| async move {
     let doc = app.request("GET", "/openapi.json", None, None).await;
     assert_eq!(doc.status, 200);
-    assert_eq!(doc.body["openapi"], "3.0.3");
+    assert_eq!(doc.body["openapi"], "3.1.0");
     for (method, path) in [
         ("post", "/v1/orgs"),
         ("post", "/v1/orgs/{org_id}/api-keys"),
