@@ -12,10 +12,7 @@ pub async fn serve() -> HttpResponse {
 pub fn document() -> Value {
     let mut paths = Map::new();
     for spec in ROUTES {
-        let params: Vec<Value> = spec
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+        let params: Vec<Value> = path_params(spec.path)
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
         let security = match spec.access {
@@ -78,12 +75,20 @@ pub fn document() -> Value {
     })
 }
 
+/// The names of a path's parameters: `{id}`, or one within a segment (`{name}.js`).
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|seg| seg.split_once('{')?.1.split_once('}').map(|(name, _)| name))
+}
+
 fn operation_id(method: &str, path: &str) -> String {
     let mut id = method.to_ascii_lowercase();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
-        let seg = seg.trim_start_matches('{').trim_end_matches('}');
         id.push('_');
-        id.extend(seg.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+        id.extend(
+            seg.chars()
+                .filter(|c| !matches!(c, '{' | '}'))
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
     }
     id
 }
@@ -100,5 +105,8 @@ mod tests {
             assert!(op.is_object(), "{} {} missing", spec.method, spec.path);
         }
         assert_eq!(operation_id("POST", "/v1/orgs/{org_id}/api-keys"), "post_v1_orgs_org_id_api_keys");
+        assert_eq!(operation_id("GET", "/dashboard/{name}.js"), "get_dashboard_name_js");
+        assert_eq!(path_params("/v1/endpoints/{id}/deliveries").collect::<Vec<_>>(), ["id"]);
+        assert_eq!(path_params("/dashboard/{name}.js").collect::<Vec<_>>(), ["name"]);
     }
 }
