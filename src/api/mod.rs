@@ -63,7 +63,9 @@ macro_rules! route {
 
 pub const ROUTES: &[RouteSpec] = &[
     route!(GET "/" => crate::dashboard::index, 200, Public, "The web page"),
-    route!(GET "/dashboard/app.js" => crate::dashboard::script, 200, Public, "The web page's script"),
+    route!(GET "/dashboard/app.js" => crate::dashboard::script, 200, Public, "The web page's script (the entry module)"),
+    // After /dashboard/app.js, which it would otherwise match.
+    route!(GET "/dashboard/{name}.js" => crate::dashboard::module, 200, Public, "A module of the web page's script"),
     route!(GET "/dashboard/app.css" => crate::dashboard::style, 200, Public, "The web page's style sheet"),
     route!(GET "/healthz" => health::healthz, 200, Public, "Liveness"),
     route!(GET "/readyz" => health::readyz, 200, Public, "Readiness: database reachable"),

@@ -90,7 +90,7 @@ fn shape(method: &str, path: &str) -> Option<Shape> {
     use wire::*;
     let shape = match (method, path) {
         ("GET", "/") => Shape::text("text/html"),
-        ("GET", "/dashboard/app.js") => Shape::text("text/javascript"),
+        ("GET", "/dashboard/app.js") | ("GET", "/dashboard/{name}.js") => Shape::text("text/javascript"),
         ("GET", "/dashboard/app.css") => Shape::text("text/css"),
         ("GET", "/healthz") => Shape::json(of::<Health>),
         ("GET", "/readyz") => Shape::json(of::<Readiness>),
@@ -186,10 +186,7 @@ pub fn document() -> Value {
 }
 
 fn operation(spec: &RouteSpec, shape: &Shape, error: &Value, generator: &mut SchemaGenerator) -> Value {
-    let mut parameters: Vec<Value> = spec
-        .path
-        .split('/')
-        .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+    let mut parameters: Vec<Value> = path_params(spec.path)
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
     if let Some(filters) = shape.filters {
@@ -283,12 +280,20 @@ fn responses(spec: &RouteSpec, shape: &Shape, error: &Value, generator: &mut Sch
     Value::Object(all)
 }
 
+/// The names of a path's parameters: `{id}`, or one within a segment (`{name}.js`).
+fn path_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|seg| seg.split_once('{')?.1.split_once('}').map(|(name, _)| name))
+}
+
 fn operation_id(method: &str, path: &str) -> String {
     let mut id = method.to_ascii_lowercase();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
-        let seg = seg.trim_start_matches('{').trim_end_matches('}');
         id.push('_');
-        id.extend(seg.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }));
+        id.extend(
+            seg.chars()
+                .filter(|c| !matches!(c, '{' | '}'))
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
     }
     id
 }
@@ -306,6 +311,9 @@ mod tests {
             assert!(op["responses"][spec.success.to_string()].is_object(), "{} {}", spec.method, spec.path);
         }
         assert_eq!(operation_id("POST", "/v1/orgs/{org_id}/api-keys"), "post_v1_orgs_org_id_api_keys");
+        assert_eq!(operation_id("GET", "/dashboard/{name}.js"), "get_dashboard_name_js");
+        assert_eq!(path_params("/v1/endpoints/{id}/deliveries").collect::<Vec<_>>(), ["id"]);
+        assert_eq!(path_params("/dashboard/{name}.js").collect::<Vec<_>>(), ["name"]);
         // Every reference resolves.
         let text = doc.to_string();
         for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

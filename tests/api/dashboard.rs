@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::both_backends_with;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, assert_error};
 use crate::receiver::{Behaviour, Receiver};
+use crate::{both_backends, both_backends_with};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -169,3 +169,55 @@ both_backends_with!(
         assert_eq!(last.json()["id"], event.body["id"]);
     }
 );
+
+/// The relative modules a script imports (`from './name.js'`).
+fn imports(script: &str) -> Vec<String> {
+    script
+        .split("from './")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('\'').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+both_backends!(the_page_and_every_module_it_imports_are_served_alike, |app: TestApp| async move {
+    let page = app.request("GET", "/", None, None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains(r#"<script type="module" src="/dashboard/app.js"></script>"#),
+        "{}",
+        page.text
+    );
+    let csp = page.header("content-security-policy").expect("the page has a CSP").to_string();
+
+    // From the entry, every module it reaches, each once.
+    let mut seen: Vec<String> = Vec::new();
+    let mut queue = vec!["app.js".to_string()];
+    while let Some(name) = queue.pop() {
+        if seen.contains(&name) {
+            continue;
+        }
+        let r = app.request("GET", &format!("/dashboard/{name}"), None, None).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text);
+        assert_eq!(r.header("content-type"), Some("text/javascript; charset=utf-8"), "{name}");
+        assert_eq!(r.header("content-security-policy"), Some(csp.as_str()), "{name}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{name}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{name}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{name}");
+        queue.extend(imports(&r.text));
+        seen.push(name);
+    }
+    assert!(seen.len() > 5, "the entry imports the views: {seen:?}");
+    // Every module file in the source is reachable from the entry (none left over).
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dashboard");
+    for file in std::fs::read_dir(&dir).expect("src/dashboard") {
+        let file = file.unwrap().file_name().to_string_lossy().to_string();
+        if file.ends_with(".js") {
+            assert!(seen.contains(&file), "{file} is not imported by the entry (reached: {seen:?})");
+        }
+    }
+
+    for missing in ["/dashboard/nope.js", "/dashboard/app.json", "/dashboard/.js"] {
+        let r = app.request("GET", missing, None, None).await;
+        assert_error(&r, 404, "NOT_FOUND");
+    }
+});
