@@ -4,53 +4,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::HttpDate;
 
+use crate::timefmt::parse_duration_list;
+
 /// `Retry-After` may not park a delivery longer than this, whatever the receiver asks.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// `delivery.retry_schedule` of `config/default.toml` (a config test keeps the two equal).
 pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h,24h,24h,24h,24h,24h,24h,24h,24h";
-
-/// A duration such as `10ms`, `5s`, `5m`, `2h` or `5d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = (&t[..digits], t[digits..].trim());
-    if number.is_empty() {
-        return Err(format!("invalid duration {t:?}: expected a whole number followed by ms, s, m, h or d"));
-    }
-    let n: u64 = number.parse().map_err(|_| format!("invalid duration {t:?}: number too large"))?;
-    let millis_per_unit: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "" => return Err(format!("invalid duration {t:?}: missing unit (ms, s, m, h or d)")),
-        other => {
-            return Err(format!("invalid duration {t:?}: unknown unit {other:?} (use ms, s, m, h or d)"));
-        }
-    };
-    n.checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("invalid duration {t:?}: too large"))
-}
-
-/// A comma-separated schedule such as `5s,5m,30m`; it must name at least one delay.
-pub fn parse_duration_list(s: &str) -> Result<Vec<Duration>, String> {
-    if s.trim().is_empty() {
-        return Err("duration list is empty".to_owned());
-    }
-    s.split(',')
-        .enumerate()
-        .map(|(i, item)| {
-            if item.trim().is_empty() {
-                Err(format!("duration list has an empty entry at position {}", i + 1))
-            } else {
-                parse_duration(item)
-            }
-        })
-        .collect()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -135,41 +95,12 @@ mod tests {
     }
 
     #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_duration(" 5s "), Ok(secs(5)));
-        assert_eq!(parse_duration("5m"), Ok(secs(300)));
-        assert_eq!(parse_duration("2h"), Ok(secs(7200)));
-        assert_eq!(parse_duration("5d"), Ok(secs(5 * 86_400)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("30 s"), Ok(secs(30)));
-    }
-
-    #[test]
-    fn duration_errors_say_what_is_wrong() {
-        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
-        assert!(parse_duration("s").unwrap_err().contains("whole number"));
-        assert!(parse_duration("").unwrap_err().contains("whole number"));
-        assert!(parse_duration("-5s").unwrap_err().contains("whole number"));
-        assert!(parse_duration("1.5s").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too large"));
-        assert!(parse_duration("999999999999999999d").unwrap_err().contains("too large"));
-    }
-
-    #[test]
-    fn duration_lists() {
-        let default = parse_duration_list(DEFAULT_SCHEDULE).unwrap();
+    fn the_default_schedule() {
         let day = 86_400;
         assert_eq!(
-            default,
+            RetryPolicy::default().schedule,
             [5, 300, 1800, 7200, 18_000, 36_000, 36_000, day, day, day, day, day, day, day, day].map(secs)
         );
-        assert_eq!(parse_duration_list("10ms, 20ms").unwrap(), [10, 20].map(Duration::from_millis));
-        assert_eq!(parse_duration_list("  ").unwrap_err(), "duration list is empty");
-        assert!(parse_duration_list("5s,,5m").unwrap_err().contains("position 2"));
-        assert!(parse_duration_list("5s,").unwrap_err().contains("position 2"));
-        assert!(parse_duration_list("5s,5q").unwrap_err().contains("\"5q\""));
     }
 
     #[test]
