@@ -8,7 +8,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
-use crate::delivery::ssrf::{Cidr, parse_cidr_list};
+use crate::delivery::ssrf::parse_cidr_list;
 use crate::delivery::tls::TrustedCas;
 use crate::timefmt::parse_duration_list;
 
@@ -92,7 +92,7 @@ pub struct SecuritySettings {
     pub encryption_keys: Secret,
     pub allow_insecure_urls: bool,
     #[serde(deserialize_with = "cidr_list")]
-    pub allowed_networks: Vec<Cidr>,
+    pub allowed_networks: Vec<ipnet::IpNet>,
     /// A PEM file of CA certificates HTTPS deliveries trust besides the webpki roots; empty
     /// for none.
     #[serde(default)]
@@ -165,7 +165,7 @@ fn duration_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Er
     parse_duration_list(&s).map_err(serde::de::Error::custom)
 }
 
-fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
     let s = String::deserialize(d)?;
     parse_cidr_list(&s).map_err(serde::de::Error::custom)
 }
