@@ -8,9 +8,9 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
-use crate::delivery::retry::{parse_duration, parse_duration_list};
-use crate::delivery::ssrf::{Cidr, parse_cidr_list};
+use crate::delivery::ssrf::parse_cidr_list;
 use crate::delivery::tls::TrustedCas;
+use crate::timefmt::parse_duration_list;
 
 /// Only the defaults are compiled in: an environment file (with, say, a test admin token)
 /// must be on disk where herald runs, never inside every binary.
@@ -65,18 +65,18 @@ pub struct LimitSettings {
 pub struct DeliverySettings {
     #[serde(deserialize_with = "duration_list")]
     pub retry_schedule: Vec<Duration>,
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     pub max_in_flight: u32,
     pub circuit_failure_threshold: u32,
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub circuit_open_for: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub disable_after: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// An endpoint actor with nothing to do for this long stops (and starts again on need).
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub idle_actor_ttl: Duration,
     /// Payload bytes an endpoint actor holds in memory; the rest waits in the store.
     pub queue_bytes: usize,
@@ -92,7 +92,7 @@ pub struct SecuritySettings {
     pub encryption_keys: Secret,
     pub allow_insecure_urls: bool,
     #[serde(deserialize_with = "cidr_list")]
-    pub allowed_networks: Vec<Cidr>,
+    pub allowed_networks: Vec<ipnet::IpNet>,
     /// A PEM file of CA certificates HTTPS deliveries trust besides the webpki roots; empty
     /// for none.
     #[serde(default)]
@@ -104,7 +104,7 @@ pub struct SecuritySettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct SseSettings {
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
     pub mailbox: usize,
     /// Bytes of frames a stream may have waiting for its client.
@@ -113,7 +113,7 @@ pub struct SseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct InboundSettings {
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub tolerance: Duration,
     /// Requests a source accepts per minute (per node); more answer 429.
     pub rate_limit_per_minute: u32,
@@ -124,12 +124,12 @@ pub struct InboundSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct RetentionSettings {
     /// Events whose deliveries are all final are purged this long after they were made.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub events: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub receipts: Duration,
     /// How often the Janitor runs.
-    #[serde(deserialize_with = "duration")]
+    #[serde(with = "humantime_serde")]
     pub interval: Duration,
 }
 
@@ -160,17 +160,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
-}
-
 fn duration_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
     let s = String::deserialize(d)?;
     parse_duration_list(&s).map_err(serde::de::Error::custom)
 }
 
-fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Cidr>, D::Error> {
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
     let s = String::deserialize(d)?;
     parse_cidr_list(&s).map_err(serde::de::Error::custom)
 }
@@ -305,8 +300,7 @@ mod tests {
         let s = Settings::for_env(None).unwrap();
         assert_eq!(s.server.port, 8080);
         assert_eq!(s.delivery.retry_schedule.len(), 15);
-        let constant =
-            crate::delivery::retry::parse_duration_list(crate::delivery::retry::DEFAULT_SCHEDULE).unwrap();
+        let constant = parse_duration_list(crate::delivery::retry::DEFAULT_SCHEDULE).unwrap();
         assert_eq!(s.delivery.retry_schedule, constant, "default.toml and retry::DEFAULT_SCHEDULE agree");
         let nominal: Duration = s.delivery.retry_schedule.iter().sum();
         assert!(
@@ -337,6 +331,17 @@ mod tests {
             warnings[0].contains("delivery.disable_after (5d)") && warnings[0].contains("(10d 23h)"),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn a_bad_duration_names_its_setting() {
+        for (key, value, bad) in
+            [("delivery.timeout", "soon", "soon"), ("delivery.retry_schedule", "5s,5x", "5x")]
+        {
+            let builder = Settings::file_layers(None).unwrap().set_override(key, value).unwrap();
+            let err = Settings::finish(builder, None).unwrap_err();
+            assert!(err.contains(key) && err.contains(&format!("{bad:?}")), "{err}");
+        }
     }
 
     #[test]

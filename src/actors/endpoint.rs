@@ -6,7 +6,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -427,9 +426,9 @@ impl EndpointActor {
         if open != self.counted_open {
             let gauge = &self.ctx.metrics.open_circuits;
             if open {
-                gauge.fetch_add(1, Ordering::Relaxed);
+                gauge.inc();
             } else {
-                gauge.fetch_sub(1, Ordering::Relaxed);
+                gauge.dec();
             }
             self.counted_open = open;
         }
@@ -444,7 +443,7 @@ impl EndpointActor {
             NextState::Dead => &m.deliveries_dead,
             NextState::Retry(_) | NextState::Release(_) => &m.attempts_retried,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.inc();
     }
 }
 

@@ -3,10 +3,10 @@
 //! and refreshes the counts `/metrics` shows (so a scrape never reads a table).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
+use prometheus_client::metrics::counter::Counter;
 
 use super::DeliveryContext;
 use crate::error::ApiError;
@@ -45,7 +45,7 @@ impl Janitor {
                     retention::end_turn(conn)?;
                     result?;
                 }
-                metrics.pending_deliveries.store(deliveries::count_pending(conn)?, Ordering::Relaxed);
+                metrics.pending_deliveries.set(deliveries::count_pending(conn)?);
                 Ok(())
             })
             .await
@@ -61,10 +61,10 @@ impl Janitor {
 
 /// Repeats `batch` until it purges less than a full batch (or `MAX_BATCHES` ran), adding
 /// what it purged to `counter`.
-fn drain(counter: &AtomicU64, mut batch: impl FnMut() -> Result<usize, ApiError>) -> Result<(), ApiError> {
+fn drain(counter: &Counter, mut batch: impl FnMut() -> Result<usize, ApiError>) -> Result<(), ApiError> {
     for _ in 0..MAX_BATCHES {
         let n = batch()?;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
+        counter.inc_by(n as u64);
         if (n as i64) < retention::BATCH {
             break;
         }
@@ -78,9 +78,9 @@ fn sweep(conn: &mut DbConn, m: &Metrics, r: &crate::config::RetentionSettings) -
         let cutoff = now - own.unwrap_or(r.events.as_millis() as i64);
         for _ in 0..MAX_BATCHES {
             let purged = retention::purge_events(conn, &org_id, cutoff)?;
-            m.purged_events.fetch_add(purged.events as u64, Ordering::Relaxed);
-            m.purged_deliveries.fetch_add(purged.deliveries as u64, Ordering::Relaxed);
-            m.purged_attempts.fetch_add(purged.attempts as u64, Ordering::Relaxed);
+            m.purged_events.inc_by(purged.events as u64);
+            m.purged_deliveries.inc_by(purged.deliveries as u64);
+            m.purged_attempts.inc_by(purged.attempts as u64);
             if (purged.events as i64) < retention::BATCH {
                 break;
             }

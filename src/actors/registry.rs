@@ -81,10 +81,7 @@ impl Registry {
     }
 
     fn count_actors(&self) {
-        self.ctx
-            .metrics
-            .endpoint_actors
-            .store(self.endpoints.len() as i64, std::sync::atomic::Ordering::Relaxed);
+        self.ctx.metrics.endpoint_actors.set(self.endpoints.len() as i64);
     }
 
     /// Reads these endpoints again and brings their actors up to date (or retires them).
@@ -166,7 +163,7 @@ impl Registry {
         for id in &dead {
             self.endpoints.remove(id);
             log::error!("endpoint actor {id} died; its work goes to a new one");
-            self.ctx.metrics.endpoint_actor_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.ctx.metrics.endpoint_actor_restarts.inc();
         }
         self.count_actors();
         self.recovering.extend(dead.iter().cloned());

@@ -162,7 +162,7 @@ impl Scheduler {
                     // Heartbeats come every third of a lease: a node silent for a whole
                     // lease is gone, and its rows expire about then too.
                     let nodes = owners::live_nodes(conn, now - lease_ms)?;
-                    metrics.nodes_alive.store(nodes.len() as i64, std::sync::atomic::Ordering::Relaxed);
+                    metrics.nodes_alive.set((nodes.len() as i64).max(1));
                     let wanted: Vec<String> = owners::active_endpoints(conn)?
                         .into_iter()
                         .filter(|ep| rendezvous(&nodes, ep) == Some(me.as_str()))

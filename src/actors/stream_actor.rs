@@ -293,7 +293,7 @@ pub type HubLink = Arc<Addr<StreamHub>>;
 
 impl StreamBody {
     pub fn new(outbox: Arc<Outbox>, id: u64, hub: HubLink, ctx: Arc<DeliveryContext>) -> Self {
-        ctx.metrics.streams_open.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.streams_open.inc();
         Self { outbox, id, hub, ctx }
     }
 }
@@ -331,7 +331,7 @@ impl Drop for StreamBody {
     fn drop(&mut self) {
         self.outbox.lock().gone = true;
         self.outbox.room.notify_one();
-        self.ctx.metrics.streams_open.fetch_sub(1, Ordering::Relaxed);
+        self.ctx.metrics.streams_open.dec();
         self.hub.do_send(StreamClosed(self.id));
     }
 }
@@ -390,7 +390,7 @@ impl StreamActor {
                 None
             }
         };
-        ctx.metrics.stream_actors.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.stream_actors.inc();
         Self {
             spec,
             outbox,
@@ -409,7 +409,7 @@ impl StreamActor {
         }
         self.tripped = Some(why);
         if why == Trip::TooSlow {
-            self.ctx.metrics.streams_dropped_slow.fetch_add(1, Ordering::Relaxed);
+            self.ctx.metrics.streams_dropped_slow.inc();
             log::info!(
                 "stream {}: client too slow, disconnecting (it may resume from {})",
                 self.spec.id,
@@ -443,7 +443,7 @@ impl StreamActor {
     fn send_live(&mut self, events: &[Arc<StreamEvent>]) -> Result<(), Trip> {
         let spec = &self.spec;
         let sent = self.outbox.offer(events.iter().map(|e| &**e).filter(|e| spec.wants(e)), spec.named)?;
-        self.ctx.metrics.stream_events_sent.fetch_add(sent, Ordering::Relaxed);
+        self.ctx.metrics.stream_events_sent.inc_by(sent);
         Ok(())
     }
 
@@ -453,7 +453,7 @@ impl StreamActor {
             Ok(sent) => sent,
             Err(why) => return self.trip(why, None, ctx),
         };
-        self.ctx.metrics.stream_events_sent.fetch_add(sent as u64, Ordering::Relaxed);
+        self.ctx.metrics.stream_events_sent.inc_by(sent as u64);
         if let Some((_, until)) = self.replay.take() {
             self.outbox.sent_through(until);
         }
@@ -520,7 +520,7 @@ impl Actor for StreamActor {
 /// Counted from creation to drop: an actor that dies is dropped too.
 impl Drop for StreamActor {
     fn drop(&mut self) {
-        self.ctx.metrics.stream_actors.fetch_sub(1, Ordering::Relaxed);
+        self.ctx.metrics.stream_actors.dec();
     }
 }
 

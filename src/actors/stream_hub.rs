@@ -180,7 +180,7 @@ impl StreamHub {
         }
         let resume = entry.outbox.last_sent();
         log::error!("stream actor {id} died; starting a new one (resuming after {resume})");
-        self.ctx.metrics.stream_actor_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ctx.metrics.stream_actor_restarts.inc();
         let addr = self.start_actor(&entry.spec, &entry.outbox, &entry.arbiter, Some(resume));
         if let Some(entry) = self.streams.get_mut(id) {
             entry.addr = addr;

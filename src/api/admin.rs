@@ -8,13 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::api::auth::AdminAuth;
 use crate::api::json::Json;
 use crate::config::Settings;
-use crate::delivery::retry::parse_duration;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
 use crate::store::orgs::{self, Org, OrgChanges};
 use crate::store::{DbConn, api_keys};
-use crate::timefmt::rfc3339;
+use crate::timefmt::{parse_duration, rfc3339};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

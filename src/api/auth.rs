@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
@@ -164,7 +163,7 @@ pub async fn authenticate(req: &HttpRequest) -> Result<OrgAuth, ApiError> {
     };
     req.extensions_mut().insert(status);
     if !status.allowed {
-        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        state.metrics.rate_limited.inc();
         return Err(ApiError::rate_limited(status.retry_after_secs));
     }
     let auth = OrgAuth { org_id: owner.org_id, key_id: owner.key_id };

@@ -17,7 +17,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let backend = state.db.backend.as_str();
     let alive_since = crate::ids::now_ms() - 3 * state.settings.delivery.lease.as_millis() as i64;
     let nodes = state.db.run(move |conn| crate::store::nodes::alive(conn, alive_since)).await;
-    let open_circuits = state.metrics.open_circuits.load(std::sync::atomic::Ordering::Relaxed).max(0);
+    let open_circuits = state.metrics.open_circuits.get().max(0);
     let node = &state.engine.ctx.node_id;
     match nodes {
         Ok(nodes) => HttpResponse::Ok().json(json!({
@@ -50,5 +50,5 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     }
     let mut out = String::with_capacity(4096);
     state.metrics.render(&mut out);
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))
+    Ok(HttpResponse::Ok().content_type(crate::metrics::CONTENT_TYPE).body(out))
 }

@@ -2,8 +2,6 @@
 //! source's scheme, recorded as a receipt whatever happens, then stored as an event once
 //! per provider event id (through the Inbound actor) before the answer.
 
-use std::sync::atomic::Ordering;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -132,7 +130,7 @@ pub async fn ingest(
     let allowance =
         state.limiter.check(&format!("inbound#{}", source.id), state.settings.inbound.rate_limit_per_minute);
     if !allowance.allowed {
-        state.metrics.inbound_rate_limited.fetch_add(1, Ordering::Relaxed);
+        state.metrics.inbound_rate_limited.inc();
         return Err(ApiError::rate_limited(allowance.retry_after_secs));
     }
     let now = now_ms();
@@ -194,14 +192,14 @@ pub async fn ingest(
 /// source: unauthenticated senders must not grow the database; the rest are only counted),
 /// then answers with that error.
 async fn reject(state: &AppState, mut receipt: Receipt, err: ApiError) -> Result<HttpResponse, ApiError> {
-    state.metrics.inbound_rejected.fetch_add(1, Ordering::Relaxed);
     let per_minute = state.settings.inbound.rejected_receipts_per_minute;
     let keep =
         per_minute > 0 && state.limiter.check(&format!("rejected#{}", receipt.source_id), per_minute).allowed;
     if !keep {
-        state.metrics.inbound_rejected_unrecorded.fetch_add(1, Ordering::Relaxed);
+        state.metrics.inbound_rejected_dropped.inc();
         return Err(err);
     }
+    state.metrics.inbound_rejected_kept.inc();
     receipt.error = Some(err.message.clone());
     state.db.run(move |conn| sources::record_receipt(conn, &receipt)).await?;
     Err(err)

@@ -102,7 +102,7 @@ pub async fn stream(
         // A token stands for its organisation's key: its streams spend the same allowance.
         let status = state.limiter.check(&org.id, org.rate_limit_per_minute.max(1) as u32);
         if !status.allowed {
-            state.metrics.rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            state.metrics.rate_limited.inc();
             return Err(ApiError::rate_limited(status.retry_after_secs));
         }
     }

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime};
 
+use clap::Parser;
 use serde_json::json;
 
 use cli::{Options, Scenario};
@@ -37,17 +38,8 @@ use receiver::Receiver;
 use scenarios::Ctx;
 
 fn main() -> ExitCode {
-    let opts = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Help) => {
-            println!("{}", cli::USAGE);
-            return ExitCode::SUCCESS;
-        }
-        Ok(cli::Command::Run(opts)) => *opts,
-        Err(e) => {
-            eprintln!("herald-bench: {e}\n\n{}", cli::USAGE);
-            return ExitCode::from(2);
-        }
-    };
+    // clap prints the help (exit 0) or the usage error (exit 2) itself.
+    let opts = Options::parse();
     match run(opts) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -84,12 +76,12 @@ fn run(opts: Options) -> Result<bool, String> {
     match opts.scenario {
         Scenario::All => {
             runs.push((Scenario::Limit, None));
-            for backend in &opts.backends {
-                runs.extend(Scenario::EACH.iter().map(|s| (*s, Some(*backend))));
+            for backend in opts.backends() {
+                runs.extend(Scenario::EACH.iter().map(|s| (*s, Some(backend))));
             }
         }
         Scenario::Limit => runs.push((Scenario::Limit, None)),
-        scenario => runs.extend(opts.backends.iter().map(|b| (scenario, Some(*b)))),
+        scenario => runs.extend(opts.backends().into_iter().map(|b| (scenario, Some(b)))),
     }
     let launch = Launch {
         binary,

@@ -1,54 +1,16 @@
 //! When to try a delivery again (DESIGN §5): outcome classes, the schedule, `Retry-After`.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header::HttpDate;
+
+use crate::timefmt::parse_duration_list;
 
 /// `Retry-After` may not park a delivery longer than this, whatever the receiver asks.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// `delivery.retry_schedule` of `config/default.toml` (a config test keeps the two equal).
 pub const DEFAULT_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h,24h,24h,24h,24h,24h,24h,24h,24h";
-
-/// A duration such as `10ms`, `5s`, `5m`, `2h` or `5d`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = (&t[..digits], t[digits..].trim());
-    if number.is_empty() {
-        return Err(format!("invalid duration {t:?}: expected a whole number followed by ms, s, m, h or d"));
-    }
-    let n: u64 = number.parse().map_err(|_| format!("invalid duration {t:?}: number too large"))?;
-    let millis_per_unit: u64 = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "" => return Err(format!("invalid duration {t:?}: missing unit (ms, s, m, h or d)")),
-        other => {
-            return Err(format!("invalid duration {t:?}: unknown unit {other:?} (use ms, s, m, h or d)"));
-        }
-    };
-    n.checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("invalid duration {t:?}: too large"))
-}
-
-/// A comma-separated schedule such as `5s,5m,30m`; it must name at least one delay.
-pub fn parse_duration_list(s: &str) -> Result<Vec<Duration>, String> {
-    if s.trim().is_empty() {
-        return Err("duration list is empty".to_owned());
-    }
-    s.split(',')
-        .enumerate()
-        .map(|(i, item)| {
-            if item.trim().is_empty() {
-                Err(format!("duration list has an empty entry at position {}", i + 1))
-            } else {
-                parse_duration(item)
-            }
-        })
-        .collect()
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttemptOutcome {
@@ -67,68 +29,21 @@ pub fn classify(status: Option<u16>) -> AttemptOutcome {
     }
 }
 
-/// `Retry-After` as delay-seconds or an IMF-fixdate, capped at [`MAX_RETRY_AFTER`].
-/// A date in the past means "now" (zero); anything unparseable is ignored (`None`).
+/// `Retry-After` as delay-seconds or an HTTP-date, capped at [`MAX_RETRY_AFTER`]. A date is
+/// read in any of the three forms RFC 9110 §5.6.7 says a recipient must accept (IMF-fixdate,
+/// RFC 850, asctime). A date in the past means "now" (zero); anything unparseable is
+/// ignored (`None`).
 pub fn parse_retry_after(value: &str, now_unix_secs: i64) -> Option<Duration> {
     let v = value.trim();
     let delay = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         // A number too long for u64 is still a request to wait "very long".
         v.parse().map(Duration::from_secs).unwrap_or(MAX_RETRY_AFTER)
     } else {
-        let at = parse_imf_fixdate(v)?;
+        let at = SystemTime::from(v.parse::<HttpDate>().ok()?);
+        let at = i64::try_from(at.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()?;
         Duration::from_secs(u64::try_from(at.saturating_sub(now_unix_secs)).unwrap_or(0))
     };
     Some(delay.min(MAX_RETRY_AFTER))
-}
-
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-
-/// `Wed, 21 Oct 2015 07:28:00 GMT` to unix seconds. The weekday is checked for spelling
-/// only: a sender that gets it wrong still means the date it wrote.
-fn parse_imf_fixdate(s: &str) -> Option<i64> {
-    let (weekday, rest) = s.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, time, "GMT"] = parts[..] else { return None };
-    if !WEEKDAYS.contains(&weekday) || day.len() != 2 || year.len() != 4 {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
-    let (day, year) = (two_digits(day)?, year.parse::<i64>().ok()?);
-    let clock: Vec<&str> = time.split(':').collect();
-    let [h, m, sec] = clock[..] else { return None };
-    let (h, m, sec) = (two_digits(h)?, two_digits(m)?, two_digits(sec)?);
-    if day == 0 || day > days_in_month(year, month) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let days = days_since_epoch(year, month, day);
-    Some(days * 86_400 + i64::from(h * 3600 + m * 60 + sec))
-}
-
-fn two_digits(s: &str) -> Option<u32> {
-    if s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) { s.parse().ok() } else { None }
-}
-
-fn is_leap(year: i64) -> bool {
-    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01; only years from 1 on are parsed, where integer division is floor.
-fn days_since_epoch(year: i64, month: u32, day: u32) -> i64 {
-    let leaps_before = |y: i64| y / 4 - y / 100 + y / 400;
-    let whole_years = 365 * (year - 1970) + leaps_before(year - 1) - leaps_before(1969);
-    let whole_months: u32 = (1..month).map(|m| days_in_month(year, m)).sum();
-    whole_years + i64::from(whole_months + day - 1)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,41 +95,12 @@ mod tests {
     }
 
     #[test]
-    fn durations_in_every_unit() {
-        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_duration(" 5s "), Ok(secs(5)));
-        assert_eq!(parse_duration("5m"), Ok(secs(300)));
-        assert_eq!(parse_duration("2h"), Ok(secs(7200)));
-        assert_eq!(parse_duration("5d"), Ok(secs(5 * 86_400)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("30 s"), Ok(secs(30)));
-    }
-
-    #[test]
-    fn duration_errors_say_what_is_wrong() {
-        assert!(parse_duration("5").unwrap_err().contains("missing unit"));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit \"x\""));
-        assert!(parse_duration("s").unwrap_err().contains("whole number"));
-        assert!(parse_duration("").unwrap_err().contains("whole number"));
-        assert!(parse_duration("-5s").unwrap_err().contains("whole number"));
-        assert!(parse_duration("1.5s").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("99999999999999999999s").unwrap_err().contains("too large"));
-        assert!(parse_duration("999999999999999999d").unwrap_err().contains("too large"));
-    }
-
-    #[test]
-    fn duration_lists() {
-        let default = parse_duration_list(DEFAULT_SCHEDULE).unwrap();
+    fn the_default_schedule() {
         let day = 86_400;
         assert_eq!(
-            default,
+            RetryPolicy::default().schedule,
             [5, 300, 1800, 7200, 18_000, 36_000, 36_000, day, day, day, day, day, day, day, day].map(secs)
         );
-        assert_eq!(parse_duration_list("10ms, 20ms").unwrap(), [10, 20].map(Duration::from_millis));
-        assert_eq!(parse_duration_list("  ").unwrap_err(), "duration list is empty");
-        assert!(parse_duration_list("5s,,5m").unwrap_err().contains("position 2"));
-        assert!(parse_duration_list("5s,").unwrap_err().contains("position 2"));
-        assert!(parse_duration_list("5s,5q").unwrap_err().contains("\"5q\""));
     }
 
     #[test]
@@ -258,10 +144,9 @@ mod tests {
     fn retry_after_http_dates() {
         // 1445412480 and 1709251199 computed independently (Python's email.utils + calendar.timegm).
         let at = 1_445_412_480;
-        assert_eq!(parse_imf_fixdate("Wed, 21 Oct 2015 07:28:00 GMT"), Some(at));
-        assert_eq!(parse_imf_fixdate("Thu, 29 Feb 2024 23:59:59 GMT"), Some(1_709_251_199));
-        assert_eq!(parse_imf_fixdate("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", at - 90), Some(secs(90)));
+        assert_eq!(parse_retry_after("Thu, 29 Feb 2024 23:59:59 GMT", 1_709_251_199 - 7), Some(secs(7)));
+        assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:05 GMT", 0), Some(secs(5)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", at + 90), Some(Duration::ZERO));
         assert_eq!(
             parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", at - 10 * 86_400),
@@ -270,11 +155,19 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_takes_the_obsolete_date_forms_rfc_9110_requires() {
+        let at = 1_445_412_480;
+        for form in ["Wednesday, 21-Oct-15 07:28:00 GMT", "Wed Oct 21 07:28:00 2015"] {
+            assert_eq!(parse_retry_after(form, at - 90), Some(secs(90)), "{form}");
+        }
+        // asctime pads a one-digit day with a space: 1 Oct 2015 is 20 days earlier.
+        assert_eq!(parse_retry_after("Thu Oct  1 07:28:00 2015", at - 20 * 86_400 - 90), Some(secs(90)));
+    }
+
+    #[test]
     fn malformed_http_dates_are_ignored() {
         for bad in [
             "Wed, 21 Oct 2015 07:28:00 UTC",
-            "Wednesday, 21-Oct-15 07:28:00 GMT",
-            "Wed Oct 21 07:28:00 2015",
             "Wed, 21 Okt 2015 07:28:00 GMT",
             "Wed, 1 Oct 2015 07:28:00 GMT",
             "Wed, 30 Feb 2015 07:28:00 GMT",
@@ -284,6 +177,8 @@ mod tests {
             "Wed, 21 Oct 2015 7:28:00 GMT",
             "Wed, 21 Oct 2015 07:28 GMT",
             "Xyz, 21 Oct 2015 07:28:00 GMT",
+            "Wednesday, 21-Oct-2015 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 15",
         ] {
             assert_eq!(parse_retry_after(bad, 0), None, "{bad}");
         }

@@ -2,110 +2,77 @@
 //! `check_url` catches what the URL alone reveals; the connector must still call
 //! `check_ip` on the address it actually connects to, or DNS rebinding walks around it.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
-fn mask_v4(prefix: u8) -> u32 {
-    u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
-}
-
-fn mask_v6(prefix: u8) -> u128 {
-    u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0)
-}
-
-fn v4_in(ip: Ipv4Addr, net: Ipv4Addr, prefix: u8) -> bool {
-    u32::from(ip) & mask_v4(prefix) == u32::from(net) & mask_v4(prefix)
-}
-
-fn v6_in(ip: Ipv6Addr, net: Ipv6Addr, prefix: u8) -> bool {
-    u128::from(ip) & mask_v6(prefix) == u128::from(net) & mask_v6(prefix)
-}
-
-impl Cidr {
-    /// `10.0.0.0/8`, `::1/128`, or a bare address. Host bits after the prefix are
-    /// ignored, so `10.1.2.3/8` means `10.0.0.0/8`.
-    pub fn parse(s: &str) -> Result<Cidr, String> {
-        let s = s.trim();
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (s, None),
-        };
-        let ip: IpAddr =
-            addr.parse().map_err(|_| format!("invalid network {s:?}: {addr:?} is not an IP address"))?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("invalid network {s:?}: prefix length must be 0 to {max}"))?,
-        };
-        let network = match ip {
-            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask_v4(prefix))),
-            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask_v6(prefix))),
-        };
-        Ok(Cidr { network, prefix })
-    }
-
-    /// An IPv4-mapped IPv6 address is the same host as its IPv4 address, so it matches
-    /// IPv4 networks too.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let mapped = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
-            IpAddr::V4(_) => None,
-        };
-        [Some(ip), mapped].into_iter().flatten().any(|ip| match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => v4_in(ip, net, self.prefix),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => v6_in(ip, net, self.prefix),
-            _ => false,
-        })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
+/// `10.0.0.0/8`, `::1/128`, or a bare address (that host alone). Host bits after the
+/// prefix are dropped, so `10.1.2.3/8` means `10.0.0.0/8`.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    let net = match s.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => s.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+            format!(
+                "invalid network {s:?}: not an IP address, nor an address/prefix length \
+                 (0 to 32 for IPv4, 0 to 128 for IPv6)"
+            )
+        })?,
+    };
+    Ok(net.trunc())
 }
 
 /// Comma-separated networks; blank entries are skipped so a trailing comma is harmless.
-pub fn parse_cidr_list(s: &str) -> Result<Vec<Cidr>, String> {
-    s.split(',').map(str::trim).filter(|item| !item.is_empty()).map(Cidr::parse).collect()
+pub fn parse_cidr_list(s: &str) -> Result<Vec<IpNet>, String> {
+    s.split(',').map(str::trim).filter(|item| !item.is_empty()).map(parse_cidr).collect()
 }
 
-const NON_PUBLIC_V4: [(Ipv4Addr, u8); 15] = [
-    (Ipv4Addr::new(0, 0, 0, 0), 8),
-    (Ipv4Addr::new(10, 0, 0, 0), 8),
-    (Ipv4Addr::new(100, 64, 0, 0), 10),
-    (Ipv4Addr::new(127, 0, 0, 0), 8),
-    (Ipv4Addr::new(169, 254, 0, 0), 16),
-    (Ipv4Addr::new(172, 16, 0, 0), 12),
-    (Ipv4Addr::new(192, 0, 0, 0), 24),
-    (Ipv4Addr::new(192, 0, 2, 0), 24),
-    (Ipv4Addr::new(192, 88, 99, 0), 24),
-    (Ipv4Addr::new(192, 168, 0, 0), 16),
-    (Ipv4Addr::new(198, 18, 0, 0), 15),
-    (Ipv4Addr::new(198, 51, 100, 0), 24),
-    (Ipv4Addr::new(203, 0, 113, 0), 24),
-    (Ipv4Addr::new(224, 0, 0, 0), 4),
-    (Ipv4Addr::new(240, 0, 0, 0), 4),
+/// An IPv4-mapped IPv6 address is the same host as its IPv4 address, so it is in IPv4
+/// networks too (ipnet compares only addresses of the network's own family).
+fn network_contains(net: &IpNet, ip: IpAddr) -> bool {
+    let mapped = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4),
+        IpAddr::V4(_) => None,
+    };
+    [Some(ip), mapped].into_iter().flatten().any(|ip| net.contains(&ip))
+}
+
+/// Table rows: `net4(10, 0, 0, 0, 8)` is 10.0.0.0/8.
+const fn net4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), prefix)
+}
+
+/// `net6(0x2001, 0xdb8, 32)` is 2001:db8::/32.
+const fn net6(first: u16, second: u16, prefix: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(Ipv6Addr::new(first, second, 0, 0, 0, 0, 0, 0), prefix)
+}
+
+const NON_PUBLIC_V4: [Ipv4Net; 15] = [
+    net4(0, 0, 0, 0, 8),
+    net4(10, 0, 0, 0, 8),
+    net4(100, 64, 0, 0, 10),
+    net4(127, 0, 0, 0, 8),
+    net4(169, 254, 0, 0, 16),
+    net4(172, 16, 0, 0, 12),
+    net4(192, 0, 0, 0, 24),
+    net4(192, 0, 2, 0, 24),
+    net4(192, 88, 99, 0, 24),
+    net4(192, 168, 0, 0, 16),
+    net4(198, 18, 0, 0, 15),
+    net4(198, 51, 100, 0, 24),
+    net4(203, 0, 113, 0, 24),
+    net4(224, 0, 0, 0, 4),
+    net4(240, 0, 0, 0, 4),
 ];
 
 /// Special-purpose blocks inside global unicast space 2000::/3: protocol assignments
 /// (Teredo among them) and the two documentation prefixes. 6to4 (2002::/16) is not here
 /// because `embedded_v4` judges it by the IPv4 address inside.
-const NON_PUBLIC_V6: [(Ipv6Addr, u8); 3] = [
-    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23),
-    (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32),
-    (Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0), 20),
-];
+const NON_PUBLIC_V6: [Ipv6Net; 3] = [net6(0x2001, 0, 23), net6(0x2001, 0xdb8, 32), net6(0x3fff, 0, 20)];
+
+const GLOBAL_UNICAST: Ipv6Net = net6(0x2000, 0, 3);
+const NAT64: Ipv6Net = Ipv6Net::new_assert(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96);
+const SIX_TO_FOUR: Ipv6Net = net6(0x2002, 0, 16);
 
 /// The IPv4 address an IPv6 one leads to: mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96)
 /// and 6to4 (2002:AABB:CCDD::). A gateway would carry the request to it, so it is what counts.
@@ -113,9 +80,9 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let bits = u128::from(v6);
     if let Some(v4) = v6.to_ipv4_mapped() {
         Some(v4)
-    } else if v6_in(v6, Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0), 96) {
+    } else if NAT64.contains(&v6) {
         Some(Ipv4Addr::from(bits as u32))
-    } else if v6_in(v6, Ipv6Addr::new(0x2002, 0, 0, 0, 0, 0, 0, 0), 16) {
+    } else if SIX_TO_FOUR.contains(&v6) {
         Some(Ipv4Addr::from((bits >> 80) as u32))
     } else {
         None
@@ -127,13 +94,10 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
 /// link-local, site-local (fec0::/10), multicast and the deprecated IPv4-compatible form.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => !NON_PUBLIC_V4.iter().any(|&(net, prefix)| v4_in(v4, net, prefix)),
+        IpAddr::V4(v4) => !NON_PUBLIC_V4.iter().any(|net| net.contains(&v4)),
         IpAddr::V6(v6) => match embedded_v4(v6) {
             Some(v4) => is_public(IpAddr::V4(v4)),
-            None => {
-                v6_in(v6, Ipv6Addr::new(0x2000, 0, 0, 0, 0, 0, 0, 0), 3)
-                    && !NON_PUBLIC_V6.iter().any(|&(net, prefix)| v6_in(v6, net, prefix))
-            }
+            None => GLOBAL_UNICAST.contains(&v6) && !NON_PUBLIC_V6.iter().any(|net| net.contains(&v6)),
         },
     }
 }
@@ -151,7 +115,7 @@ pub struct TargetUrl {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UrlPolicy {
     pub allow_insecure: bool,
-    pub allowed_networks: Vec<Cidr>,
+    pub allowed_networks: Vec<IpNet>,
 }
 
 impl UrlPolicy {
@@ -200,7 +164,7 @@ impl UrlPolicy {
     }
 
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
-        if is_public(ip) || self.allowed_networks.iter().any(|net| net.contains(ip)) {
+        if is_public(ip) || self.allowed_networks.iter().any(|net| network_contains(net, ip)) {
             Ok(())
         } else {
             Err(format!("address {ip} is not public"))
@@ -268,30 +232,28 @@ mod tests {
 
     #[test]
     fn cidrs_parse_and_match() {
-        let net = Cidr::parse("127.0.0.0/8").unwrap();
-        assert!(net.contains(ip("127.255.0.1")) && !net.contains(ip("128.0.0.1")));
-        assert!(net.contains(ip("::ffff:127.0.0.1")), "mapped IPv6 is the same host");
-        assert!(!net.contains(ip("::1")));
-        let one = Cidr::parse(" 10.1.2.3 ").unwrap();
-        assert_eq!(one.to_string(), "10.1.2.3/32");
-        assert!(one.contains(ip("10.1.2.3")) && !one.contains(ip("10.1.2.4")));
-        assert_eq!(Cidr::parse("10.9.9.9/8").unwrap().to_string(), "10.0.0.0/8");
-        let v6 = Cidr::parse("fd00::/8").unwrap();
-        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")) && !v6.contains(ip("10.0.0.1")));
-        assert_eq!(Cidr::parse("::1").unwrap().to_string(), "::1/128");
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
-        assert!(Cidr::parse("::/0").unwrap().contains(ip("2001:db8::1")));
-        assert!(Cidr::parse("::ffff:0:0/96").unwrap().contains(ip("::ffff:1.2.3.4")));
+        let has = |net: &str, addr: &str| network_contains(&parse_cidr(net).unwrap(), ip(addr));
+        assert!(has("127.0.0.0/8", "127.255.0.1") && !has("127.0.0.0/8", "128.0.0.1"));
+        assert!(has("127.0.0.0/8", "::ffff:127.0.0.1"), "mapped IPv6 is the same host");
+        assert!(!has("127.0.0.0/8", "::1"));
+        assert_eq!(parse_cidr(" 10.1.2.3 ").unwrap().to_string(), "10.1.2.3/32");
+        assert!(has("10.1.2.3", "10.1.2.3") && !has("10.1.2.3", "10.1.2.4"));
+        assert_eq!(parse_cidr("10.9.9.9/8").unwrap().to_string(), "10.0.0.0/8");
+        assert!(has("fd00::/8", "fd12::1") && !has("fd00::/8", "fe80::1") && !has("fd00::/8", "10.0.0.1"));
+        assert_eq!(parse_cidr("::1").unwrap().to_string(), "::1/128");
+        assert!(has("0.0.0.0/0", "8.8.8.8"));
+        assert!(has("::/0", "2001:db8::1"));
+        assert!(has("::ffff:0:0/96", "::ffff:1.2.3.4"));
     }
 
     #[test]
     fn bad_cidrs_are_explained() {
-        assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
-        assert!(Cidr::parse("::/129").unwrap_err().contains("0 to 128"));
-        assert!(Cidr::parse("10.0.0.0/").unwrap_err().contains("prefix length"));
-        assert!(Cidr::parse("/8").unwrap_err().contains("not an IP address"));
-        assert!(Cidr::parse("localhost").unwrap_err().contains("not an IP address"));
-        assert!(Cidr::parse("10.0.0.0/-1").is_err());
+        assert!(parse_cidr("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+        assert!(parse_cidr("::/129").unwrap_err().contains("0 to 128"));
+        assert!(parse_cidr("10.0.0.0/").unwrap_err().contains("prefix length"));
+        assert!(parse_cidr("/8").unwrap_err().contains("not an IP address"));
+        assert!(parse_cidr("localhost").unwrap_err().contains("not an IP address"));
+        assert!(parse_cidr("10.0.0.0/-1").is_err());
     }
 
     #[test]

@@ -42,9 +42,11 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{self, CustomizeConnection, ManageConnection};
+// A manager's error type is diesel's (`diesel::r2d2` re-exports the rest of the r2d2 crate).
+use diesel::r2d2::Error as ManagerError;
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use r2d2::{CustomizeConnection, ManageConnection};
 
 use crate::error::ApiError;
 
@@ -134,18 +136,18 @@ pub struct DbManager {
 
 impl ManageConnection for DbManager {
     type Connection = DbConn;
-    type Error = r2d2::Error;
+    type Error = ManagerError;
 
-    fn connect(&self) -> Result<DbConn, r2d2::Error> {
+    fn connect(&self) -> Result<DbConn, ManagerError> {
         match self.url.backend {
             Backend::Postgres => PgConnection::establish(&self.url.target).map(DbConn::Pg),
             Backend::Sqlite => SqliteConnection::establish(&self.url.target).map(DbConn::Sqlite),
         }
-        .map_err(r2d2::Error::ConnectionError)
+        .map_err(ManagerError::ConnectionError)
     }
 
-    fn is_valid(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1").map_err(r2d2::Error::QueryError)
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), ManagerError> {
+        conn.batch_execute("SELECT 1").map_err(ManagerError::QueryError)
     }
 
     fn has_broken(&self, _conn: &mut DbConn) -> bool {
@@ -158,14 +160,14 @@ impl ManageConnection for DbManager {
 #[derive(Debug)]
 struct SqlitePragmas;
 
-impl CustomizeConnection<DbConn, r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), r2d2::Error> {
+impl CustomizeConnection<DbConn, ManagerError> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConn) -> Result<(), ManagerError> {
         if let DbConn::Sqlite(c) = conn {
             c.batch_execute(
                 "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                  PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
-            .map_err(r2d2::Error::QueryError)?;
+            .map_err(ManagerError::QueryError)?;
         }
         Ok(())
     }

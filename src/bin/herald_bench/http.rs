@@ -1,5 +1,5 @@
 //! A minimal HTTP/1.1 client: keep-alive requests over tokio TCP for the load generator, a
-//! response-head reader and a chunked decoder for the SSE streams, and a blocking one-shot
+//! response-head reader (httparse) and a chunked decoder for the SSE streams, and a blocking one-shot
 //! call for setting herald up. Only what herald and the receiver answer is handled.
 
 use std::io::{self, Read, Write};
@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const MAX_HEAD: usize = 64 * 1024;
+/// More than herald or the receiver ever send.
+const MAX_HEADERS: usize = 64;
 
 fn invalid(message: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.to_string())
@@ -48,33 +50,28 @@ pub struct Head {
     pub close: bool,
 }
 
-fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-}
-
-fn parse_head(raw: &[u8]) -> io::Result<Head> {
-    let text = std::str::from_utf8(raw).map_err(|_| invalid("the answer's head is not UTF-8"))?;
-    let mut lines = text.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("the answer has no status line"))?;
-    let mut head =
-        Head { status, content_length: None, chunked: false, close: status_line.starts_with("HTTP/1.0") };
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+/// The answer's head and its length in bytes, once `buf` holds all of it (httparse).
+fn parse_head(buf: &[u8]) -> io::Result<Option<(Head, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut answer = httparse::Response::new(&mut headers);
+    let len = match answer.parse(buf).map_err(|e| invalid(&format!("the answer's head is malformed: {e}")))? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = answer.code.ok_or_else(|| invalid("the answer has no status line"))?;
+    let mut head = Head { status, content_length: None, chunked: false, close: answer.version == Some(0) };
+    for header in answer.headers.iter() {
+        let value = String::from_utf8_lossy(header.value);
         let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
+        if header.name.eq_ignore_ascii_case("content-length") {
             head.content_length = value.parse().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             head.chunked = value.to_ascii_lowercase().contains("chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if header.name.eq_ignore_ascii_case("connection") {
             head.close = value.eq_ignore_ascii_case("close");
         }
     }
-    Ok(head)
+    Ok(Some((head, len)))
 }
 
 /// Decodes `Transfer-Encoding: chunked` from bytes as they arrive, in any split.
@@ -181,9 +178,8 @@ impl Conn {
 
     pub async fn read_head(&mut self) -> io::Result<Head> {
         loop {
-            if let Some(end) = head_end(&self.buf) {
-                let head = parse_head(&self.buf[..end - 4])?;
-                self.buf.drain(..end);
+            if let Some((head, len)) = parse_head(&self.buf)? {
+                self.buf.drain(..len);
                 return Ok(head);
             }
             if self.buf.len() > MAX_HEAD {
@@ -261,9 +257,8 @@ pub fn call_blocking(
     stream.write_all(&raw)?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer)?;
-    let end = head_end(&answer).ok_or_else(closed)?;
-    let head = parse_head(&answer[..end - 4])?;
-    let rest = &answer[end..];
+    let (head, len) = parse_head(&answer)?.ok_or_else(closed)?;
+    let rest = &answer[len..];
     let body = if head.chunked {
         let mut out = Vec::new();
         ChunkDecoder::default().feed(rest, &mut out)?;
@@ -277,6 +272,24 @@ pub fn call_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_are_read_once_complete() {
+        let raw = b"HTTP/1.1 202 Accepted\r\ncontent-length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
+        let end = raw.len() - br#"{"ok":true}"#.len();
+        for partial in 0..end {
+            assert!(parse_head(&raw[..partial]).unwrap().is_none(), "{partial}");
+        }
+        let (head, len) = parse_head(raw).unwrap().unwrap();
+        assert_eq!(
+            (head.status, head.content_length, head.chunked, head.close, len),
+            (202, Some(11), false, true, end)
+        );
+        let (head, _) =
+            parse_head(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n").unwrap().unwrap();
+        assert!(head.chunked && head.close, "{head:?}");
+        assert!(parse_head(b"HTTP/1.1 abc OK\r\n\r\n").is_err());
+    }
 
     #[test]
     fn chunks_split_anywhere() {

@@ -32,10 +32,11 @@ pub enum Pace {
     Open { per_second: f64 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClientKind {
     /// The bench's own minimal HTTP/1.1 writer and reader over tokio TCP.
     Raw,
+    /// actix's HTTP client, the one herald delivers with.
     Awc,
 }
 
