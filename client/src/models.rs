@@ -248,7 +248,7 @@ pub struct NewEventType {
     pub description: Option<String>,
     /// A JSON Schema that publishes' `data` must match.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("type" = ["object", "null"])))]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = ["object", "null"], "additionalProperties" = true)))]
     pub schema: Option<Value>,
     /// The version this schema is (default 1).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -564,7 +564,7 @@ pub struct RotatedSecret {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
 pub struct FilterTest {
     /// A sample envelope: `{"type": …, "data": {…}}`.
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object")))]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "additionalProperties" = true)))]
     pub payload: Value,
     /// A filter to try instead of the endpoint's own.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -650,7 +650,7 @@ pub struct NewEvent {
     #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength" = 128)))]
     pub event_type: String,
     /// The payload: a JSON object.
-    #[cfg_attr(feature = "schema", schemars(extend("type" = "object")))]
+    #[cfg_attr(feature = "schema", schemars(extend("type" = "object", "additionalProperties" = true)))]
     pub data: Value,
     /// Your own id: publishing it again returns the existing event.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -264,3 +264,36 @@ async fn a_lost_database_answers_503_and_readyz_says_so_postgres() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "answered promptly");
     assert_eq!(app.request("GET", "/healthz", None, None).await.status, 200, "the process lives on");
 }
+
+// A standard generator makes TypeScript types from the description, and they compile
+// (`openapi-typescript`, then `tsc --noEmit --strict` over them and code that uses them).
+both_backends!(openapi_generates_types_that_compile, |app: TestApp| async move {
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/.bin");
+    if !tools.join("openapi-typescript").exists() {
+        eprintln!("SKIPPED (browser): run `npm ci --prefix tests/browser` for openapi-typescript and tsc");
+        return;
+    }
+    let doc = app.request("GET", "/openapi.json", None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("openapi.json"), &doc.text).unwrap();
+    std::fs::write(
+        dir.path().join("use.ts"),
+        r#"import type { components, paths } from "./herald";
+type NewEvent = components["schemas"]["NewEvent"];
+type Published = paths["/v1/events"]["post"]["responses"]["202"]["content"]["application/json"];
+type Endpoints = paths["/v1/endpoints"]["get"]["responses"]["200"]["content"]["application/json"];
+const event: NewEvent = { type: "order.created", data: { order: 42 } };
+export const seen: [NewEvent, Published["seq"] | null, Endpoints["next_cursor"]] = [event, null, null];
+"#,
+    )
+    .unwrap();
+    let run = |tool: &str, args: &[&str]| {
+        let out =
+            std::process::Command::new(tools.join(tool)).args(args).current_dir(dir.path()).output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{tool} failed:\n{text}");
+    };
+    run("openapi-typescript", &["openapi.json", "-o", "herald.d.ts"]);
+    run("tsc", &["--noEmit", "--strict", "herald.d.ts", "use.ts"]);
+});
