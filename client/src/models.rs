@@ -31,11 +31,11 @@ pub struct Page<T> {
 pub struct RangeQuery {
     /// Rows created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub from: Option<String>,
     /// Rows created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub to: Option<String>,
 }
 
@@ -49,11 +49,11 @@ pub struct EventQuery {
     pub event_type: Option<String>,
     /// Events created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub from: Option<String>,
     /// Events created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub to: Option<String>,
 }
 
@@ -67,11 +67,11 @@ pub struct EndpointQuery {
     pub status: Option<String>,
     /// Endpoints created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub from: Option<String>,
     /// Endpoints created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub to: Option<String>,
 }
 
@@ -85,11 +85,11 @@ pub struct DeliveryQuery {
     pub status: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub from: Option<String>,
     /// Deliveries created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub to: Option<String>,
 }
 
@@ -103,11 +103,11 @@ pub struct DeadLetterQuery {
     pub endpoint_id: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub from: Option<String>,
     /// Deliveries created at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub to: Option<String>,
 }
 
@@ -121,11 +121,11 @@ pub struct ReceiptQuery {
     pub outcome: Option<String>,
     /// Receipts received at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub from: Option<String>,
     /// Receipts received at or before this time (a date takes in its whole day).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
+    #[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"format": "date-time"}, {"maxLength": 0}])))]
     pub to: Option<String>,
 }
 

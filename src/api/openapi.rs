@@ -78,6 +78,11 @@ fn boolean() -> Value {
 fn text() -> Value {
     json!({"type": "string"})
 }
+/// Comma-separated event types and prefixes (`order.created,payment.*`).
+fn type_list() -> Value {
+    let item = r"(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)";
+    json!({"type": "string", "pattern": format!("^({item}(,{item}){{0,49}})?$")})
+}
 fn minutes() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 1440})
 }
@@ -124,7 +129,7 @@ fn shape(method: &str, path: &str) -> Option<Shape> {
         }
         ("GET", "/v1/events") => Shape::list(of::<EventQuery>, of::<Page<Event>>),
         ("GET", "/v1/events/stream") => Shape::answers(Answer::Events).query(&[
-            ("types", text),
+            ("types", type_list),
             ("filter", text),
             ("unnamed", boolean),
             ("token", text),
