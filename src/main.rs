@@ -151,11 +151,11 @@ fn create_key(org_name: &str) -> Result<(), String> {
     let settings = Settings::load()?;
     let db = Db::connect(&settings.database.url, 1)?;
     db.migrate()?;
-    let mut conn = db.get().map_err(|e| e.message)?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
     let org = orgs::find_by_name(&mut conn, org_name)
-        .map_err(|e| e.message)?
+        .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no organisation named {org_name:?}"))?;
-    let key = issue_key(&mut conn, &org.id).map_err(|e| e.message)?;
+    let key = issue_key(&mut conn, &org.id).map_err(|e| e.to_string())?;
     println!("{}", key.key);
     Ok(())
 }
@@ -164,8 +164,10 @@ fn revoke_key(id: &str) -> Result<(), String> {
     let settings = Settings::load()?;
     let db = Db::connect(&settings.database.url, 1)?;
     db.migrate()?;
-    let mut conn = db.get().map_err(|e| e.message)?;
-    match herald::store::api_keys::revoke_any(&mut conn, id, herald::ids::now_ms()).map_err(|e| e.message)? {
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    match herald::store::api_keys::revoke_any(&mut conn, id, herald::ids::now_ms())
+        .map_err(|e| e.to_string())?
+    {
         Some(org) => {
             println!("revoked {id} (organisation {org}); every node refuses it within a second");
             Ok(())
@@ -182,7 +184,7 @@ fn reencrypt() -> Result<(), String> {
     db.migrate()?;
     let dir = herald::startup::data_dir(&settings.database.url);
     let cipher = herald::secrets::Cipher::load(settings.security.encryption_keys.expose(), &dir)?;
-    let mut conn = db.get().map_err(|e| e.message)?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
     let done = herald::store::sealed::check_all(&mut conn, &cipher, true)?;
     println!(
         "{} endpoint and source row(s) checked, {} secret value(s) rewritten under key {}",

@@ -13,13 +13,12 @@ use crate::actors::inbound::Inbound;
 use crate::api;
 use crate::api::admin::issue_key;
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::metrics::Metrics;
 use crate::secrets::Cipher;
 use crate::state::AppState;
 use crate::store::orgs::{self, Org};
-use crate::store::{Db, DbConn};
+use crate::store::{Db, DbConn, StoreError};
 
 /// How long shutdown waits for buffered delivery results to be written.
 const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -60,9 +59,9 @@ impl Application {
         let (bootstrap_key, committed_seq) = {
             let (db, limit) = (db.clone(), settings.limits.rate_limit_per_minute);
             web::block(move || -> Result<(Option<String>, i64), String> {
-                let mut conn = db.get().map_err(|e| e.message)?;
-                let key = bootstrap(&mut conn, limit).map_err(|e| e.message)?;
-                let seq = crate::store::events::max_seq(&mut conn).map_err(|e| e.message)?;
+                let mut conn = db.get().map_err(|e| e.to_string())?;
+                let key = bootstrap(&mut conn, limit).map_err(|e| e.to_string())?;
+                let seq = crate::store::events::max_seq(&mut conn).map_err(|e| e.to_string())?;
                 Ok((key, seq))
             })
             .await
@@ -160,7 +159,7 @@ async fn open_secrets(settings: &Settings, db: &Db) -> Result<Cipher, String> {
     let db = db.clone();
     web::block(move || {
         let cipher = Cipher::load(&configured, &dir)?;
-        let mut conn = db.get().map_err(|e| e.message)?;
+        let mut conn = db.get().map_err(|e| e.to_string())?;
         let done = crate::store::sealed::check_all(&mut conn, &cipher, false)?;
         if done.rewritten > 0 {
             log::info!("encrypted {} stored secret(s) that were kept as plaintext", done.rewritten);
@@ -207,7 +206,7 @@ pub async fn open_database(settings: &Settings) -> Result<Db, String> {
 }
 
 /// On first start with an empty database, creates organisation `default` and one key.
-fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiError> {
+fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, StoreError> {
     if orgs::count(conn)? > 0 {
         return Ok(None);
     }
@@ -215,7 +214,7 @@ fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiEr
     match orgs::insert(conn, &org) {
         Ok(()) => {}
         // Another node starting at the same moment won the race.
-        Err(e) if e.code == "CONFLICT" => return Ok(None),
+        Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e),
     }
     Ok(Some(issue_key(conn, &org.id)?.key))

@@ -161,7 +161,7 @@ impl EndpointActor {
         let expires_at = now_ms() + self.ctx.lease_ms();
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::renew_ids(conn, &owner, &ids, expires_at)).await {
-                log::warn!("renewing leases failed: {}", e.message);
+                log::warn!("renewing leases failed: {}", e);
             }
         });
     }
@@ -179,7 +179,7 @@ impl EndpointActor {
         let (db, owner) = (ctx.db.clone(), ctx.node_id.clone());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::release_ids(conn, &owner, &ids)).await {
-                log::warn!("could not release leases: {}", e.message);
+                log::warn!("could not release leases: {}", e);
             }
         });
     }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::DeliveryContext;
-use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::metrics::Metrics;
+use crate::store::StoreError;
 use crate::store::{DbConn, deliveries, idempotency, retention};
 
 /// Batches per table per run at most, so one run never holds the database for long; what
@@ -53,7 +53,7 @@ impl Janitor {
         ctx.spawn(work.into_actor(self).map(|result, act, _| {
             act.running = false;
             if let Err(e) = result {
-                log::warn!("retention: {}", e.message);
+                log::warn!("retention: {}", e);
             }
         }));
     }
@@ -61,7 +61,10 @@ impl Janitor {
 
 /// Repeats `batch` until it purges less than a full batch (or `MAX_BATCHES` ran), adding
 /// what it purged to `counter`.
-fn drain(counter: &AtomicU64, mut batch: impl FnMut() -> Result<usize, ApiError>) -> Result<(), ApiError> {
+fn drain(
+    counter: &AtomicU64,
+    mut batch: impl FnMut() -> Result<usize, StoreError>,
+) -> Result<(), StoreError> {
     for _ in 0..MAX_BATCHES {
         let n = batch()?;
         counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -72,7 +75,7 @@ fn drain(counter: &AtomicU64, mut batch: impl FnMut() -> Result<usize, ApiError>
     Ok(())
 }
 
-fn sweep(conn: &mut DbConn, m: &Metrics, r: &crate::config::RetentionSettings) -> Result<(), ApiError> {
+fn sweep(conn: &mut DbConn, m: &Metrics, r: &crate::config::RetentionSettings) -> Result<(), StoreError> {
     let now = now_ms();
     for (org_id, own) in retention::org_retentions(conn)? {
         let cutoff = now - own.unwrap_or(r.events.as_millis() as i64);

@@ -28,15 +28,14 @@ use crate::delivery::envelope::envelope;
 use crate::delivery::retry::RetryPolicy;
 use crate::delivery::signing::{SignatureScheme, secrets_in_force};
 use crate::delivery::ssrf::UrlPolicy;
-use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::metrics::Metrics;
 use crate::secrets::Purpose;
-use crate::store::Db;
 use crate::store::deliveries::Delivery;
 use crate::store::endpoints::Endpoint;
 use crate::store::events::{Event, Lease, NewEvent, Published};
 use crate::store::notify::Note;
+use crate::store::{Db, StoreError};
 use messages::{AttemptSummary, Dispatch, EndpointGone, EndpointUpdated};
 
 /// The longest an open circuit stays open after repeated failed probes.
@@ -169,7 +168,7 @@ impl DeliveryContext {
         let (db, owner, id) = (self.db.clone(), self.node_id.clone(), endpoint_id.to_string());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await {
-                log::warn!("could not hand an endpoint back ({}); it lapses with its lease", e.message);
+                log::warn!("could not hand an endpoint back ({}); it lapses with its lease", e);
             }
         });
     }
@@ -445,7 +444,7 @@ impl Engine {
         &self,
         new: NewEvent,
         only_endpoint: Option<Endpoint>,
-    ) -> Result<Published, ApiError> {
+    ) -> Result<Published, StoreError> {
         Ok(self.publish_waiting(new, only_endpoint, false).await?.0)
     }
 
@@ -456,11 +455,11 @@ impl Engine {
         new: NewEvent,
         only_endpoint: Option<Endpoint>,
         wait: bool,
-    ) -> Result<(Published, Vec<FirstAttempt>), ApiError> {
+    ) -> Result<(Published, Vec<FirstAttempt>), StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = publisher::PublishRequest { event: new, only_endpoint, wait, reply };
         self.publisher.do_send(publisher::Publish(request));
-        answer.await.map_err(|_| ApiError::internal("the publisher stopped"))?
+        answer.await.map_err(|_| StoreError::other("the publisher stopped"))?
     }
 
     /// After a commit: hands a new event's deliveries to the actors and wakes the streams.
@@ -509,7 +508,7 @@ impl Engine {
                 ];
                 for (what, result) in steps {
                     if let Err(e) = result {
-                        log::warn!("shutdown: could not {what} ({}); it lapses with its lease", e.message);
+                        log::warn!("shutdown: could not {what} ({}); it lapses with its lease", e);
                     }
                 }
                 crate::store::deliveries::release_node(conn, &owner)
@@ -518,7 +517,7 @@ impl Engine {
         match released {
             Ok(n) => log::info!("shutdown: released {n} claimed deliveries"),
             Err(e) => {
-                log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e.message)
+                log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e)
             }
         }
     }

@@ -11,10 +11,9 @@ use tokio::sync::oneshot;
 
 use super::registry::Registry;
 use super::{DeliveryContext, FirstAttempt, announce, register_waiters};
-use crate::error::ApiError;
 use crate::store::endpoints::Endpoint;
 use crate::store::events::{Lease, NewEvent, PublishItem, PublishTxn, Published};
-use crate::store::{DbConn, write_txn};
+use crate::store::{DbConn, StoreError, write_txn};
 
 /// Publishes written per transaction at most.
 const MAX_BATCH: usize = 256;
@@ -24,7 +23,7 @@ pub struct PublishRequest {
     pub only_endpoint: Option<Endpoint>,
     /// Register waiters for the first attempts (`?wait=true`).
     pub wait: bool,
-    pub reply: oneshot::Sender<Result<(Published, Vec<FirstAttempt>), ApiError>>,
+    pub reply: oneshot::Sender<Result<(Published, Vec<FirstAttempt>), StoreError>>,
 }
 
 #[derive(Message)]
@@ -86,7 +85,11 @@ impl Publisher {
 /// Writes a batch in one transaction. If that fails, each publish is written again in a
 /// transaction of its own, so one that cannot be stored fails alone and the others are
 /// still answered as committed.
-fn write_batch(conn: &mut DbConn, items: &[PublishItem], lease: &Lease) -> Vec<Result<Published, ApiError>> {
+fn write_batch(
+    conn: &mut DbConn,
+    items: &[PublishItem],
+    lease: &Lease,
+) -> Vec<Result<Published, StoreError>> {
     let one_txn = |conn: &mut DbConn, items: &[PublishItem]| {
         write_txn(conn, |c| {
             let mut txn = PublishTxn::default();
@@ -97,20 +100,16 @@ fn write_batch(conn: &mut DbConn, items: &[PublishItem], lease: &Lease) -> Vec<R
     };
     match one_txn(conn, items) {
         Ok(published) => published.into_iter().map(Ok).collect(),
-        Err(e) if items.len() == 1 || e.code == "UNAVAILABLE" => {
+        Err(e) if items.len() == 1 || e == StoreError::Unavailable => {
             items.iter().map(|_| Err(e.clone())).collect()
         }
         Err(e) => {
-            log::warn!(
-                "a batch of {} publishes failed ({}); writing them one by one",
-                items.len(),
-                e.message
-            );
+            log::warn!("a batch of {} publishes failed ({}); writing them one by one", items.len(), e);
             items
                 .iter()
                 .map(|item| {
                     one_txn(conn, std::slice::from_ref(item)).and_then(|mut p| {
-                        p.pop().ok_or_else(|| ApiError::internal("publish answered nothing"))
+                        p.pop().ok_or_else(|| StoreError::other("publish answered nothing"))
                     })
                 })
                 .collect()

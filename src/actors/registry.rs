@@ -112,7 +112,7 @@ impl Registry {
                     act.apply(&id, snapshot);
                 }
             }
-            Err(e) => log::warn!("could not reload endpoints: {}", e.message),
+            Err(e) => log::warn!("could not reload endpoints: {}", e),
         }));
     }
 
@@ -188,10 +188,9 @@ impl Registry {
                 .await;
             match released {
                 Ok(n) => log::info!("released {n} deliveries held by endpoint actors that died"),
-                Err(e) => log::warn!(
-                    "could not release a dead actor's work ({}); it lapses with its lease",
-                    e.message
-                ),
+                Err(e) => {
+                    log::warn!("could not release a dead actor's work ({}); it lapses with its lease", e)
+                }
             }
             dead
         };

@@ -99,7 +99,7 @@ impl Scheduler {
                     let (now, scope) = (now_ms(), ClaimScope::AllBut(&full));
                     if let Err(e) = deliveries::promote_queue_heads(conn, now) {
                         // FIFO queues wait for the next round; other work goes on now.
-                        log::warn!("could not date FIFO queue heads: {}", e.message);
+                        log::warn!("could not date FIFO queue heads: {}", e);
                     }
                     let mut ids =
                         deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased, scope)?;
@@ -129,7 +129,7 @@ impl Scheduler {
                         act.claim(ctx);
                     }
                 }
-                Err(e) => log::warn!("claiming due deliveries failed: {}", e.message),
+                Err(e) => log::warn!("claiming due deliveries failed: {}", e),
             }
         }));
     }
@@ -180,7 +180,7 @@ impl Scheduler {
             match result {
                 Ok(Some((renewed, at))) => act.owned(renewed, at, ctx),
                 Ok(None) => {}
-                Err(e) => log::warn!("renewing this node's endpoints failed: {}", e.message),
+                Err(e) => log::warn!("renewing this node's endpoints failed: {}", e),
             }
             if std::mem::take(&mut act.renew_again) {
                 act.renew_ownership(ctx);
@@ -273,7 +273,7 @@ impl Scheduler {
                     super::announce(&act.ctx, &act.registry, &act.hub, &published);
                 }
             }
-            Err(e) => log::warn!("checking failing endpoints failed: {}", e.message),
+            Err(e) => log::warn!("checking failing endpoints failed: {}", e),
         }));
     }
 }
@@ -283,7 +283,7 @@ fn load_dispatches(
     conn: &mut crate::store::DbConn,
     ids: &[String],
     ctx: &DeliveryContext,
-) -> Result<Vec<super::messages::Dispatch>, crate::error::ApiError> {
+) -> Result<Vec<super::messages::Dispatch>, crate::store::StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -351,7 +351,7 @@ impl Handler<Refill> for Scheduler {
                     claimed
                 }
                 Err(e) => {
-                    log::warn!("refilling endpoint {endpoint_id} failed: {}", e.message);
+                    log::warn!("refilling endpoint {endpoint_id} failed: {}", e);
                     0
                 }
             };

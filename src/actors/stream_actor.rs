@@ -481,7 +481,7 @@ async fn replay(
             .run(move |conn| events::stream_page(conn, &org, &types, cursor, until, REPLAY_PAGE))
             .await
             .map_err(|e| {
-                log::warn!("stream {}: replay failed: {}", spec.id, e.message);
+                log::warn!("stream {}: replay failed: {}", spec.id, e);
                 Trip::Gone
             })?;
         let full = page.len() as i64 == REPLAY_PAGE;

@@ -12,6 +12,7 @@ use actix::prelude::*;
 use super::DeliveryContext;
 use super::messages::Record;
 use crate::ids::now_ms;
+use crate::store::StoreError;
 use crate::store::deliveries::{self, DeliveryUpdate};
 use crate::store::endpoints::{self, CircuitUpdate};
 
@@ -72,7 +73,7 @@ impl ResultWriter {
                 let mut unwritten = Vec::new();
                 for circuit in c {
                     if let Err(e) = endpoints::apply_circuit(conn, &circuit) {
-                        log::warn!("could not write the circuit of {}: {}", circuit.endpoint_id, e.message);
+                        log::warn!("could not write the circuit of {}: {}", circuit.endpoint_id, e);
                         unwritten.push(circuit);
                     }
                 }
@@ -98,16 +99,16 @@ impl ResultWriter {
                     }
                     ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
                 }
-                Err(e) if e.code != "UNAVAILABLE" && (updates.len() > 1 || !circuits.is_empty()) => {
+                Err(e) if e != StoreError::Unavailable && (updates.len() > 1 || !circuits.is_empty()) => {
                     log::warn!(
                         "writing {} delivery results failed ({}); writing them one by one",
                         updates.len(),
-                        e.message
+                        e
                     );
                     act.write_one_by_one(updates, circuits, ctx);
                 }
                 Err(e) => {
-                    log::warn!("could not write {} delivery results, retrying: {}", updates.len(), e.message);
+                    log::warn!("could not write {} delivery results, retrying: {}", updates.len(), e);
                     let newer = std::mem::take(&mut act.updates);
                     act.updates = updates;
                     act.updates.extend(newer);
@@ -136,16 +137,12 @@ impl ResultWriter {
             db.run(move |conn| {
                 for u in &updates {
                     if let Err(e) = deliveries::record(conn, std::slice::from_ref(u), &owner, now_ms()) {
-                        log::error!("dropping the result for delivery {}: {}", u.delivery_id, e.message);
+                        log::error!("dropping the result for delivery {}: {}", u.delivery_id, e);
                     }
                 }
                 for c in &circuits {
                     if let Err(e) = endpoints::apply_circuit(conn, c) {
-                        log::error!(
-                            "dropping a circuit update for endpoint {}: {}",
-                            c.endpoint_id,
-                            e.message
-                        );
+                        log::error!("dropping a circuit update for endpoint {}: {}", c.endpoint_id, e);
                     }
                 }
                 Ok(())

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
 use crate::store::orgs::{self, Org, OrgChanges};
-use crate::store::{DbConn, api_keys};
+use crate::store::{DbConn, StoreError, api_keys};
 use crate::timefmt::rfc3339;
 
 #[derive(Deserialize)]
@@ -151,16 +151,17 @@ pub async fn create_api_key(
     let org_id = path.into_inner();
     let created = state
         .db
-        .run(move |conn| {
-            orgs::find(conn, &org_id)?.ok_or_else(|| ApiError::not_found("Organisation"))?;
-            issue_key(conn, &org_id)
+        .run(move |conn| match orgs::find(conn, &org_id)? {
+            Some(_) => issue_key(conn, &org_id).map(Some),
+            None => Ok(None),
         })
-        .await?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("Organisation"))?;
     Ok(HttpResponse::Created().json(created))
 }
 
 /// Makes a new key for an organisation. Only its hash is stored; the key is in the answer.
-pub fn issue_key(conn: &mut DbConn, org_id: &str) -> Result<NewKeyView, ApiError> {
+pub fn issue_key(conn: &mut DbConn, org_id: &str) -> Result<NewKeyView, StoreError> {
     let key = format!("hk_{}", crate::ids::url_safe_token(&crate::ids::random::<32>()));
     let prefix = key[..11].to_string();
     let now = now_ms();

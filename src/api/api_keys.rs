@@ -91,8 +91,9 @@ pub async fn admin_list(
     let lookup = org_id.clone();
     state
         .db
-        .run(move |conn| orgs::find(conn, &lookup)?.ok_or_else(|| ApiError::not_found("Organisation")))
-        .await?;
+        .run(move |conn| orgs::find(conn, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Organisation"))?;
     list_page(&state, org_id, &query).await
 }
 

@@ -241,11 +241,12 @@ pub async fn get(
     let (event, rows) = state
         .db
         .run(move |conn| {
-            let event = events::find(conn, &auth.org_id, &id)?.ok_or_else(|| ApiError::not_found("Event"))?;
+            let Some(event) = events::find(conn, &auth.org_id, &id)? else { return Ok(None) };
             let rows = deliveries::for_event(conn, event.seq)?;
-            Ok((event, rows))
+            Ok(Some((event, rows)))
         })
-        .await?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("Event"))?;
     let mut view = event_view(&event);
     view["deliveries"] = rows
         .into_iter()

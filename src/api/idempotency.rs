@@ -60,7 +60,7 @@ pub async fn guard<B: MessageBody + 'static>(
         let (org, k, fp) = (auth.org_id.clone(), key.clone(), fingerprint.clone());
         let claim = state.db.run(move |conn| idempotency::claim(conn, &org, &k, &fp, now_ms())).await;
         let response = match claim {
-            Err(e) => return Ok(req.error_response(e)),
+            Err(e) => return Ok(req.error_response(ApiError::from(e))),
             Ok(Claim::Claimed) => break,
             Ok(Claim::Existing(rec)) if rec.request_hash != fingerprint => {
                 ApiError::conflict("Idempotency-Key was already used with a different request")

@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::endpoints::Endpoint;
 use super::events::{Event, Lease};
 use super::schema::deliveries::dsl as d;
@@ -9,7 +10,6 @@ use super::schema::delivery_attempts::dsl as a;
 use super::schema::endpoints::dsl as e;
 use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
 
 diesel::define_sql_function! {
     /// SQL's COALESCE for a nullable time and a fallback.
@@ -105,11 +105,11 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Delivery, ApiError> {
-    find(conn, org_id, id)?.ok_or_else(|| ApiError::not_found("Delivery"))
+pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Delivery, StoreError> {
+    find(conn, org_id, id)?.ok_or(StoreError::NotFound("Delivery"))
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery>, ApiError> {
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::org_id.eq(org_id))
         .filter(d::id.eq(id))
@@ -118,7 +118,7 @@ pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery
         .optional()?)
 }
 
-pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>, ApiError> {
+pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
     Ok(a::delivery_attempts
         .filter(a::delivery_id.eq(delivery_id))
         .order(a::id.asc())
@@ -126,7 +126,7 @@ pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>,
         .load(conn)?)
 }
 
-pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, ApiError> {
+pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::event_seq.eq(seq))
         .order(d::id.asc())
@@ -134,7 +134,7 @@ pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, ApiError>
         .load(conn)?)
 }
 
-pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, ApiError> {
+pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, StoreError> {
     Ok(ev::events.find(delivery.event_seq).select(Event::as_select()).first(conn)?)
 }
 
@@ -154,7 +154,7 @@ pub fn list(
     filter: &DeliveryFilter,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<(Delivery, Event)>, ApiError> {
+) -> Result<Vec<(Delivery, Event)>, StoreError> {
     let mut q = d::deliveries.inner_join(ev::events).filter(d::org_id.eq(org_id)).into_boxed();
     if let Some(ep) = &filter.endpoint_id {
         q = q.filter(d::endpoint_id.eq(ep.clone()));
@@ -192,7 +192,12 @@ pub struct DeliveryUpdate {
 /// `owner` still holds it and no other attempt was recorded since this one started: a
 /// stale result (the delivery was retried, replayed or taken over meanwhile) keeps its
 /// attempt row and changes nothing else.
-pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), ApiError> {
+pub fn record(
+    conn: &mut DbConn,
+    updates: &[DeliveryUpdate],
+    owner: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     write_txn(conn, |c| {
         let attempts: Vec<AttemptRow> = updates.iter().filter_map(|u| u.attempt.clone()).collect();
         if !attempts.is_empty() {
@@ -222,7 +227,7 @@ fn record_bulk_pg(
     updates: &[DeliveryUpdate],
     owner: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
     let mut ids = Vec::with_capacity(updates.len());
     let (mut statuses, mut next_ats, mut attempted) = (Vec::new(), Vec::new(), Vec::new());
@@ -272,7 +277,7 @@ fn record_bulk_pg(
     Ok(())
 }
 
-fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), ApiError> {
+fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), StoreError> {
     // In id order (stable: one delivery's results keep theirs), as renew_leases locks.
     let mut ordered: Vec<&DeliveryUpdate> = updates.iter().collect();
     ordered.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
@@ -350,7 +355,7 @@ pub fn claim_due(
     limit: i64,
     which: Claimable,
     scope: ClaimScope,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, StoreError> {
     #[derive(QueryableByName)]
     struct Claimed {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -422,7 +427,7 @@ pub fn claim_due(
 /// Makes the head of each active FIFO endpoint's queue due, when it waits undated behind
 /// a delivery that is now final (a FIFO endpoint's deliveries are stored without a due time:
 /// a claim never scans its backlog). One statement, an index probe per FIFO endpoint.
-pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, ApiError> {
+pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, StoreError> {
     use diesel::sql_types::BigInt;
     let sql = "UPDATE deliveries SET next_attempt_at = $1 \
                WHERE status = 'pending' AND next_attempt_at IS NULL AND id IN ( \
@@ -440,7 +445,7 @@ pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, ApiErro
 }
 
 /// Everything needed to send the given deliveries.
-pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Event, Endpoint)>, ApiError> {
+pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Event, Endpoint)>, StoreError> {
     Ok(d::deliveries
         .inner_join(ev::events)
         .inner_join(e::endpoints)
@@ -451,19 +456,29 @@ pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Eve
 
 /// Keeps alive the claims an actor holds (queued or in flight), and only those: anything
 /// dropped is claimable again once its lease runs out.
-pub fn renew_ids(conn: &mut DbConn, owner: &str, ids: &[String], expires_at: i64) -> Result<usize, ApiError> {
+pub fn renew_ids(
+    conn: &mut DbConn,
+    owner: &str,
+    ids: &[String],
+    expires_at: i64,
+) -> Result<usize, StoreError> {
     update_ids(conn, owner, ids, Some(expires_at))
 }
 
 /// Gives back claims an actor will not attempt (it was retired, or its queue overflowed).
-pub fn release_ids(conn: &mut DbConn, owner: &str, ids: &[String]) -> Result<usize, ApiError> {
+pub fn release_ids(conn: &mut DbConn, owner: &str, ids: &[String]) -> Result<usize, StoreError> {
     update_ids(conn, owner, ids, None)
 }
 
 /// Renews (`Some(expiry)`) or releases (`None`) the given pending deliveries `owner` holds.
 /// On PostgreSQL the rows are locked in id order first, the order the ResultWriter writes
 /// in, so the two never deadlock.
-fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>) -> Result<usize, ApiError> {
+fn update_ids(
+    conn: &mut DbConn,
+    owner: &str,
+    ids: &[String],
+    renew: Option<i64>,
+) -> Result<usize, StoreError> {
     use diesel::sql_types::{Array, BigInt, Nullable, Text};
     if ids.is_empty() {
         return Ok(0);
@@ -504,16 +519,16 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
 }
 
 /// Gives back every claim this node holds (graceful shutdown).
-pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, ApiError> {
+pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, StoreError> {
     release_held(conn, owner, None)
 }
 
 /// Gives back the claims this node holds for one endpoint (its actor died).
-pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, ApiError> {
+pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, StoreError> {
     release_held(conn, owner, Some(endpoint_id))
 }
 
-fn release_held(conn: &mut DbConn, owner: &str, endpoint_id: Option<&str>) -> Result<usize, ApiError> {
+fn release_held(conn: &mut DbConn, owner: &str, endpoint_id: Option<&str>) -> Result<usize, StoreError> {
     let mut query =
         d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")).into_boxed();
     if let Some(id) = endpoint_id {
@@ -536,7 +551,7 @@ pub struct ReplaySelection<'a> {
 /// Puts matching deliveries of live endpoints back to `pending`, due now, with a fresh
 /// retry schedule. The update re-checks every condition, so a delivery that changed
 /// meanwhile is left alone. Returns how many were re-queued.
-pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usize, ApiError> {
+pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usize, StoreError> {
     let statuses: Vec<String> = sel.statuses.iter().map(|s| s.to_string()).collect();
     let live_endpoints = || e::endpoints.filter(e::deleted_at.is_null()).select(e::id);
     write_txn(conn, |c| {
@@ -604,7 +619,7 @@ pub enum Retry {
 
 /// Makes one delivery due now, unless a node holds it or its endpoint is deleted: one
 /// conditional statement, so a retry can never race an attempt into a second send.
-pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retry, ApiError> {
+pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retry, StoreError> {
     use diesel::sql_types::{BigInt, Text};
     // $1 id, $2 org, $3 now (SQLite numbers its `?` the same way).
     // A FIFO endpoint's delivery waits undated in its queue (dated when it heads it).
@@ -640,7 +655,7 @@ pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retr
 }
 
 /// The head of an endpoint's queue: its pending delivery of the lowest event seq.
-pub fn queue_head(conn: &mut DbConn, endpoint_id: &str) -> Result<Option<Delivery>, ApiError> {
+pub fn queue_head(conn: &mut DbConn, endpoint_id: &str) -> Result<Option<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::endpoint_id.eq(endpoint_id))
         .filter(d::status.eq("pending"))
@@ -660,7 +675,7 @@ pub enum Cancel {
 
 /// Marks a pending delivery that no node is attempting `failed` ("cancelled"): a FIFO
 /// endpoint's queue moves on past it. One conditional write.
-pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Cancel, ApiError> {
+pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Cancel, StoreError> {
     write_txn(conn, |c| {
         let n = diesel::update(
             d::deliveries
@@ -692,6 +707,6 @@ pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Can
     })
 }
 
-pub fn count_pending(conn: &mut DbConn) -> Result<i64, ApiError> {
+pub fn count_pending(conn: &mut DbConn) -> Result<i64, StoreError> {
     Ok(d::deliveries.filter(d::status.eq("pending")).count().get_result(conn)?)
 }

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::schema::deliveries::dsl as d;
 use super::schema::endpoints::dsl as e;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::endpoints)]
@@ -99,7 +99,7 @@ fn live(org_id: &str) -> super::schema::endpoints::BoxedQuery<'_, super::DbBacke
 /// Stores a new endpoint unless its organisation has reached its quota (its own
 /// `max_endpoints`, else `default_max`); in a cluster the nodes hear of it at once, so that
 /// it gets its owner without waiting for the next ownership round.
-pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), ApiError> {
+pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), StoreError> {
     write_txn(conn, |c| {
         // Concurrent creates of one organisation queue here (SQLite: the write lock), so
         // the count below cannot be passed by two of them at once.
@@ -120,7 +120,7 @@ pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), 
             .count()
             .get_result(c)?;
         if live >= i64::from(max) {
-            return Err(ApiError::forbidden(format!(
+            return Err(StoreError::QuotaReached(format!(
                 "This organisation has reached its max_endpoints quota ({max}): delete an endpoint, or ask \
                  an administrator to raise it"
             )));
@@ -130,16 +130,16 @@ pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), 
     })
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Endpoint, StoreError> {
     live(org_id)
         .filter(e::id.eq(id))
         .select(Endpoint::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))
+        .ok_or(StoreError::NotFound("Endpoint"))
 }
 
-pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Endpoint>, ApiError> {
+pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Endpoint>, StoreError> {
     Ok(e::endpoints.find(id).select(Endpoint::as_select()).first(conn).optional()?)
 }
 
@@ -150,7 +150,7 @@ pub fn list(
     range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<Endpoint>, ApiError> {
+) -> Result<Vec<Endpoint>, StoreError> {
     let mut q = live(org_id);
     if let Some(s) = status {
         q = q.filter(e::status.eq(s.to_string()));
@@ -164,7 +164,7 @@ pub fn list(
 
 /// Active endpoints of an organisation subscribed to `event_type`.
 /// The organisation's active endpoints, whatever they subscribe to.
-pub fn active(conn: &mut DbConn, org_id: &str) -> Result<Vec<Endpoint>, ApiError> {
+pub fn active(conn: &mut DbConn, org_id: &str) -> Result<Vec<Endpoint>, StoreError> {
     Ok(live(org_id).filter(e::status.eq("active")).select(Endpoint::as_select()).load(conn)?)
 }
 
@@ -183,7 +183,7 @@ pub fn update(
     id: &str,
     changes: &EndpointChanges,
     now: i64,
-) -> Result<Endpoint, ApiError> {
+) -> Result<Endpoint, StoreError> {
     write_txn(conn, |c| {
         if changes.status.as_deref() == Some("active") {
             // A re-enabled endpoint starts with a clean slate; an active one keeps its circuit.
@@ -209,7 +209,12 @@ pub fn update(
 /// After a change of ordering, the endpoint's pending deliveries follow the new rule: in
 /// FIFO order they wait undated behind the head (the scheduler dates each as it comes up;
 /// a retry already scheduled keeps its time), otherwise every one is due.
-fn requeue_for_ordering(c: &mut DbConn, id: &str, ordering: Option<&str>, now: i64) -> Result<(), ApiError> {
+fn requeue_for_ordering(
+    c: &mut DbConn,
+    id: &str,
+    ordering: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
     let pending = || d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending"));
     match ordering {
         Some("fifo") => {
@@ -236,7 +241,7 @@ pub fn rotate_secret(
     secret: &str,
     previous_expires_at: i64,
     now: i64,
-) -> Result<Endpoint, ApiError> {
+) -> Result<Endpoint, StoreError> {
     write_txn(conn, |c| {
         let n = diesel::update(live_one!(org_id, id))
             .set((
@@ -252,9 +257,9 @@ pub fn rotate_secret(
 }
 
 /// After a conditional write of `n` rows: the row as it now stands, other nodes told.
-fn changed(c: &mut DbConn, org_id: &str, id: &str, n: usize) -> Result<Endpoint, ApiError> {
+fn changed(c: &mut DbConn, org_id: &str, id: &str, n: usize) -> Result<Endpoint, StoreError> {
     if n == 0 {
-        return Err(ApiError::not_found("Endpoint"));
+        return Err(StoreError::NotFound("Endpoint"));
     }
     super::notify::endpoint_changed(c, id)?;
     find(c, org_id, id)
@@ -268,7 +273,7 @@ pub fn disable_if_failing(
     id: &str,
     cutoff: i64,
     now: i64,
-) -> Result<Option<Endpoint>, ApiError> {
+) -> Result<Option<Endpoint>, StoreError> {
     let n = diesel::update(
         e::endpoints
             .filter(e::id.eq(id))
@@ -287,12 +292,12 @@ pub fn disable_if_failing(
 
 /// The versions of these endpoints (deleted ones included), for actors checking that they
 /// have not missed a change.
-pub fn versions(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, i64)>, ApiError> {
+pub fn versions(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(e::endpoints.filter(e::id.eq_any(ids)).select((e::id, e::version)).load(conn)?)
 }
 
 /// Marks the endpoint deleted; its pending deliveries stop (failed, "endpoint deleted").
-pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
     write_txn(conn, |c| {
         let n = diesel::update(live_one!(org_id, id))
             .set((
@@ -316,7 +321,7 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
 /// A deleted endpoint's pending deliveries become `failed` ("endpoint deleted"). On
 /// PostgreSQL the rows are locked in id order first, as lease renewal and the result writer
 /// lock them, so the three never deadlock.
-fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), ApiError> {
+fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), StoreError> {
     match c {
         DbConn::Pg(pg) => {
             use diesel::sql_types::{BigInt, Text};
@@ -349,7 +354,7 @@ fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), Api
 }
 
 /// Delivery counts by status for one endpoint.
-pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(String, i64)>, ApiError> {
+pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(d::deliveries
         .filter(d::endpoint_id.eq(endpoint_id))
         .group_by(d::status)
@@ -372,7 +377,7 @@ pub struct CircuitUpdate {
 
 /// Writes only the circuit columns (and `last_success_at`/`failing_since`): a `PATCH` in
 /// between keeps what it changed, and this never writes a deleted endpoint.
-pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiError> {
+pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), StoreError> {
     // Only while active: a late result from before a disable never overwrites the clean
     // slate a re-enable wrote.
     let target = e::endpoints
@@ -400,7 +405,7 @@ pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiErro
 }
 
 /// Active endpoints that have failed without a success since before `cutoff`.
-pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoint>, ApiError> {
+pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoint>, StoreError> {
     Ok(e::endpoints
         .filter(e::deleted_at.is_null())
         .filter(e::status.eq("active"))

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::deliveries::{Delivery, NewDelivery};
 use super::endpoints::{self, Endpoint};
 use super::schema::deliveries::dsl as d;
 use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
 
 /// Serialises sequence assignment on PostgreSQL so events commit in `seq` order: a stream
 /// cursor may then never skip an event whose transaction commits late.
@@ -79,7 +79,7 @@ pub fn publish(
     new: &NewEvent,
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
-) -> Result<Published, ApiError> {
+) -> Result<Published, StoreError> {
     write_txn(conn, |c| publish_in_txn(c, new, only_endpoint, lease))
 }
 
@@ -89,7 +89,7 @@ pub fn publish_in_txn(
     new: &NewEvent,
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
-) -> Result<Published, ApiError> {
+) -> Result<Published, StoreError> {
     let mut txn = PublishTxn::default();
     let published = txn.publish(c, new, only_endpoint, lease)?;
     txn.finish(c)?;
@@ -162,10 +162,10 @@ impl PublishTxn {
         new: &NewEvent,
         only_endpoint: Option<&Endpoint>,
         lease: &Lease,
-    ) -> Result<Published, ApiError> {
+    ) -> Result<Published, StoreError> {
         let item = [(new.clone(), only_endpoint.cloned())];
         let mut published = self.publish_all(c, &item, lease)?;
-        published.pop().ok_or_else(|| ApiError::internal("publish answered nothing"))
+        published.pop().ok_or_else(|| StoreError::other("publish answered nothing"))
     }
 
     /// Publishes `items` in order, answering one `Published` per item. An id used before,
@@ -175,7 +175,7 @@ impl PublishTxn {
         c: &mut DbConn,
         items: &[PublishItem],
         lease: &Lease,
-    ) -> Result<Vec<Published>, ApiError> {
+    ) -> Result<Vec<Published>, StoreError> {
         // The lock comes before the id check: with it held, check-then-insert cannot race
         // another node's publish of the same id (SQLite's BEGIN IMMEDIATE does the same).
         if !self.locked {
@@ -200,7 +200,11 @@ impl PublishTxn {
                     Some(current) if current.status == "active" && current.deleted_at.is_none() => {
                         vec![current]
                     }
-                    _ => return Err(ApiError::conflict("The endpoint was deleted or disabled meanwhile")),
+                    _ => {
+                        return Err(StoreError::Conflict(
+                            "The endpoint was deleted or disabled meanwhile".into(),
+                        ));
+                    }
                 },
                 None => {
                     if !self.endpoints.contains_key(&new.org_id) {
@@ -242,7 +246,7 @@ impl PublishTxn {
                 }
                 None => {
                     let existing = find(c, &new.org_id, &new.id)?
-                        .ok_or_else(|| ApiError::internal("conflicting event vanished"))?;
+                        .ok_or_else(|| StoreError::other("conflicting event vanished"))?;
                     let delivery_count = count_deliveries(c, existing.seq)?;
                     Published::Existing { event: existing, delivery_count }
                 }
@@ -253,7 +257,7 @@ impl PublishTxn {
 
     /// Tells other nodes' streams, at commit, how far the sequence has gone.
     /// Also wakes the owners of deliveries this node does not hold.
-    pub fn finish(self, c: &mut DbConn) -> Result<(), ApiError> {
+    pub fn finish(self, c: &mut DbConn) -> Result<(), StoreError> {
         if self.unheld {
             super::notify::work_waiting(c)?;
         }
@@ -267,7 +271,7 @@ impl PublishTxn {
 
 /// Inserts the events whose id their organisation has not used yet: per item, the event
 /// stored for it, or `None` when the id was taken (before, or by an earlier item).
-fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Event>>, ApiError> {
+fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Event>>, StoreError> {
     let pg = match c {
         DbConn::Pg(pg) => pg,
         DbConn::Sqlite(_) => return items.iter().map(|(new, _)| insert_new(c, new)).collect(),
@@ -296,7 +300,7 @@ fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Eve
 }
 
 /// Inserts new deliveries: one statement on PostgreSQL, whatever their number.
-fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), ApiError> {
+fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -330,7 +334,7 @@ fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), ApiErro
 }
 
 /// Inserts the event unless the organisation already has one with its id (then `None`).
-fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, ApiError> {
+fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, StoreError> {
     let inserted = match c {
         DbConn::Pg(pg) => diesel::insert_into(ev::events)
             .values(new)
@@ -348,7 +352,7 @@ fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, ApiError>
     Ok(inserted?)
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, ApiError> {
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, StoreError> {
     Ok(ev::events
         .filter(ev::org_id.eq(org_id))
         .filter(ev::id.eq(id))
@@ -357,7 +361,7 @@ pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, 
         .optional()?)
 }
 
-pub fn count_deliveries(conn: &mut DbConn, seq: i64) -> Result<i64, ApiError> {
+pub fn count_deliveries(conn: &mut DbConn, seq: i64) -> Result<i64, StoreError> {
     Ok(d::deliveries.filter(d::event_seq.eq(seq)).count().get_result(conn)?)
 }
 
@@ -373,7 +377,7 @@ pub fn list(
     filter: &EventFilter,
     before_seq: Option<i64>,
     limit: i64,
-) -> Result<Vec<Event>, ApiError> {
+) -> Result<Vec<Event>, StoreError> {
     let mut q = ev::events.filter(ev::org_id.eq(org_id)).into_boxed();
     if let Some(t) = &filter.event_type {
         match t.strip_suffix('*') {
@@ -395,12 +399,12 @@ fn escape_like(s: &str) -> String {
 }
 
 /// The highest sequence number committed so far (0 when there is none).
-pub fn max_seq(conn: &mut DbConn) -> Result<i64, ApiError> {
+pub fn max_seq(conn: &mut DbConn) -> Result<i64, StoreError> {
     Ok(ev::events.select(diesel::dsl::max(ev::seq)).first::<Option<i64>>(conn)?.unwrap_or(0))
 }
 
 /// Events after `after_seq`, up to `until_seq`, oldest first: what the stream hub fans out.
-pub fn committed_after(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<Event>, ApiError> {
+pub fn committed_after(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
     Ok(ev::events
         .filter(ev::seq.gt(after_seq))
         .order(ev::seq.asc())
@@ -418,7 +422,7 @@ pub fn stream_page(
     after_seq: i64,
     until_seq: i64,
     limit: i64,
-) -> Result<Vec<Event>, ApiError> {
+) -> Result<Vec<Event>, StoreError> {
     let mut q = ev::events
         .filter(ev::org_id.eq(org_id))
         .filter(ev::seq.gt(after_seq))
