@@ -11,7 +11,6 @@ use actix_web::{App, HttpServer, web};
 use crate::actors::Engine;
 use crate::actors::inbound::Inbound;
 use crate::api;
-use crate::api::admin::issue_key;
 use crate::config::Settings;
 use crate::ids::{new_id, now_ms};
 use crate::metrics::Metrics;
@@ -217,7 +216,7 @@ fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, Store
         Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e),
     }
-    Ok(Some(issue_key(conn, &org.id)?.key))
+    Ok(Some(crate::store::api_keys::issue(conn, &org.id)?.key))
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).

@@ -286,7 +286,7 @@ pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, ctx: &DeliveryContext)
     let mut bodies: HashMap<i64, Bytes> = HashMap::new();
     let mut by_endpoint: HashMap<String, Dispatch> = HashMap::new();
     for (delivery, event, endpoint) in rows {
-        let body = bodies.entry(event.seq).or_insert_with(|| envelope(&event)).clone();
+        let body = bodies.entry(event.seq).or_insert_with(|| envelope(event.envelope_fields())).clone();
         let job = Job::new(&delivery, &event.id, body);
         by_endpoint
             .entry(endpoint.id.clone())

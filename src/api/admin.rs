@@ -5,6 +5,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::api_keys::NewKeyView;
 use crate::api::auth::AdminAuth;
 use crate::api::json::Json;
 use crate::config::Settings;
@@ -12,8 +13,8 @@ use crate::delivery::retry::parse_duration;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
+use crate::store::api_keys;
 use crate::store::orgs::{self, Org, OrgChanges};
-use crate::store::{DbConn, StoreError, api_keys};
 use crate::timefmt::rfc3339;
 
 #[derive(Deserialize)]
@@ -114,15 +115,6 @@ pub async fn update_org(
     Ok(HttpResponse::Ok().json(OrgView::new(org, &state.settings)))
 }
 
-#[derive(Serialize)]
-pub struct NewKeyView {
-    pub id: String,
-    pub key: String,
-    pub prefix: String,
-    pub org_id: String,
-    pub created_at: String,
-}
-
 pub async fn create_org(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -152,28 +144,10 @@ pub async fn create_api_key(
     let created = state
         .db
         .run(move |conn| match orgs::find(conn, &org_id)? {
-            Some(_) => issue_key(conn, &org_id).map(Some),
+            Some(_) => api_keys::issue(conn, &org_id).map(Some),
             None => Ok(None),
         })
         .await?
         .ok_or_else(|| ApiError::not_found("Organisation"))?;
-    Ok(HttpResponse::Created().json(created))
-}
-
-/// Makes a new key for an organisation. Only its hash is stored; the key is in the answer.
-pub fn issue_key(conn: &mut DbConn, org_id: &str) -> Result<NewKeyView, StoreError> {
-    let key = format!("hk_{}", crate::ids::url_safe_token(&crate::ids::random::<32>()));
-    let prefix = key[..11].to_string();
-    let now = now_ms();
-    let row = api_keys::ApiKey {
-        id: new_id("key"),
-        org_id: org_id.to_string(),
-        prefix: prefix.clone(),
-        key_hash: crate::ids::sha256_hex(key.as_bytes()),
-        created_at: now,
-        revoked_at: None,
-        last_used_at: None,
-    };
-    api_keys::insert(conn, &row)?;
-    Ok(NewKeyView { id: row.id, key, prefix, org_id: org_id.to_string(), created_at: rfc3339(now) })
+    Ok(HttpResponse::Created().json(NewKeyView::from(created)))
 }

@@ -8,11 +8,11 @@ use serde_json::json;
 
 use crate::api::auth::OrgAuth;
 use crate::api::deliveries::{ReplaySelectionOwned, list_page, requeue};
-use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::delivery::payload_filter::PayloadFilter;
 use crate::delivery::signing::{SignatureScheme, generate_secret};
+use crate::delivery::type_patterns::{is_type_pattern, validate_type_name};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
 use crate::secrets::{Cipher, Purpose};
@@ -179,8 +179,7 @@ fn check_filters(events: &[String]) -> Result<String, ApiError> {
     }
     let mut issues = Vec::new();
     for (i, f) in events.iter().enumerate() {
-        let name = f.strip_suffix(".*").unwrap_or(f);
-        if f != "*" && validate_type_name(name).is_err() {
+        if !is_type_pattern(f) {
             issues.push(Issue {
                 path: vec![json!("events"), json!(i)],
                 message: "must be \"*\", an event type, or a prefix like \"order.*\"".into(),

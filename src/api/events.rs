@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 
 use crate::actors::messages::AttemptSummary;
 use crate::api::auth::OrgAuth;
-use crate::api::event_types::{resolve, validate_type_name};
+use crate::api::event_types::resolve;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::type_patterns::validate_type_name;
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;

@@ -111,7 +111,7 @@ fn event_type_name(prefix: &str, provider_type: &str) -> String {
         })
         .collect();
     let mut name = cleaned.join(".");
-    name.truncate(crate::api::event_types::MAX_TYPE_LEN);
+    name.truncate(crate::delivery::type_patterns::MAX_TYPE_LEN);
     name.trim_end_matches('.').to_string()
 }
 

@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::type_patterns::validate_type_name;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::secrets::Purpose;
@@ -97,7 +98,7 @@ pub async fn create(
         _ => String::new(),
     });
     let probe = format!("{prefix}x");
-    if !prefix.is_empty() && crate::api::event_types::validate_type_name(&probe).is_err() {
+    if !prefix.is_empty() && validate_type_name(&probe).is_err() {
         return Err(ApiError::invalid_field(
             &["event_type_prefix"],
             "must be dot-separated segments ending in '.', like stripe.",

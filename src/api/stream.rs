@@ -15,8 +15,8 @@ use crate::actors::stream_actor::{ConnSocket, Outbox, StreamBody, StreamSpec};
 use crate::actors::stream_frames::comment;
 use crate::actors::stream_hub::{Refused, Subscribe};
 use crate::api::auth::{OrgAuth, authenticate};
-use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
+use crate::delivery::type_patterns::is_type_pattern;
 use crate::error::ApiError;
 use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
 use crate::state::AppState;
@@ -34,7 +34,7 @@ fn parse_types(field: &str, items: Vec<String>) -> Result<Vec<String>, ApiError>
         return Err(ApiError::invalid_field(&[field], format!("at most {MAX_TYPES} types")));
     }
     for t in &items {
-        if t != "*" && validate_type_name(t.strip_suffix(".*").unwrap_or(t)).is_err() {
+        if !is_type_pattern(t) {
             return Err(ApiError::invalid_field(
                 &[field],
                 format!("{t:?} is not an event type or a prefix like order.*"),

@@ -27,9 +27,28 @@ pub struct KeyOwner {
     pub rate_limit_per_minute: i32,
 }
 
-pub fn insert(conn: &mut DbConn, key: &ApiKey) -> Result<(), StoreError> {
-    diesel::insert_into(k::api_keys).values(key).execute(conn)?;
-    Ok(())
+/// A key just made, with the key itself: the store keeps only its hash, so this is the one
+/// time anyone sees it.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub row: ApiKey,
+    pub key: String,
+}
+
+/// Makes and stores a new key for an organisation.
+pub fn issue(conn: &mut DbConn, org_id: &str) -> Result<IssuedKey, StoreError> {
+    let key = format!("hk_{}", crate::ids::url_safe_token(&crate::ids::random::<32>()));
+    let row = ApiKey {
+        id: crate::ids::new_id("key"),
+        org_id: org_id.to_string(),
+        prefix: key[..11].to_string(),
+        key_hash: crate::ids::sha256_hex(key.as_bytes()),
+        created_at: crate::ids::now_ms(),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    diesel::insert_into(k::api_keys).values(&row).execute(conn)?;
+    Ok(IssuedKey { row, key })
 }
 
 /// The live key with this hash: its owner, and when it was last noted as used.

@@ -80,17 +80,6 @@ impl Endpoint {
     }
 }
 
-/// `*` matches everything, `order.*` every type under `order.`, anything else itself.
-pub fn type_matches(filter: &str, event_type: &str) -> bool {
-    if filter == "*" {
-        return true;
-    }
-    match filter.strip_suffix('*') {
-        Some(prefix) => event_type.starts_with(prefix),
-        None => filter == event_type,
-    }
-}
-
 /// Live (not deleted) endpoints of an organisation.
 fn live(org_id: &str) -> super::schema::endpoints::BoxedQuery<'_, super::DbBackend> {
     e::endpoints.filter(e::org_id.eq(org_id)).filter(e::deleted_at.is_null()).into_boxed()
@@ -412,20 +401,4 @@ pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoi
         .filter(e::failing_since.lt(cutoff))
         .select(Endpoint::as_select())
         .load(conn)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::type_matches;
-
-    #[test]
-    fn filters() {
-        assert!(type_matches("*", "a.b"));
-        assert!(type_matches("order.*", "order.created"));
-        assert!(type_matches("order.*", "order.line.added"));
-        assert!(!type_matches("order.*", "orders.created"));
-        assert!(!type_matches("order.*", "order"));
-        assert!(type_matches("a.b", "a.b"));
-        assert!(!type_matches("a.b", "a.bc"));
-    }
 }

@@ -11,6 +11,8 @@ use super::endpoints::{self, Endpoint};
 use super::schema::deliveries::dsl as d;
 use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
+use crate::delivery::envelope::{EventFields, envelope_text};
+use crate::delivery::type_patterns::type_matches;
 
 /// Serialises sequence assignment on PostgreSQL so events commit in `seq` order: a stream
 /// cursor may then never skip an event whose transaction commits late.
@@ -29,6 +31,20 @@ pub struct Event {
     pub created_at: i64,
     /// The version of its type it was published as.
     pub version: i32,
+}
+
+impl Event {
+    /// What its envelope (the body of a webhook, the data of a stream frame) shows.
+    pub fn envelope_fields(&self) -> EventFields<'_> {
+        EventFields {
+            id: &self.id,
+            event_type: &self.event_type,
+            created_at: self.created_at,
+            version: self.version,
+            correlation_id: self.correlation_id.as_deref(),
+            payload: &self.payload,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -140,7 +156,7 @@ impl Subscriber {
     /// pinned one, or else the type's latest), and its payload filter. The envelope is
     /// parsed once per event, the first time a filter asks.
     fn takes(&self, new: &NewEvent, event: &Event, envelope: &mut Option<serde_json::Value>) -> bool {
-        if !self.types.iter().any(|f| endpoints::type_matches(f, &new.event_type)) {
+        if !self.types.iter().any(|f| type_matches(f, &new.event_type)) {
             return false;
         }
         let version_ok = match self.pins.get(&new.event_type) {
@@ -149,7 +165,7 @@ impl Subscriber {
         };
         let Some(filter) = self.filter.as_ref().filter(|_| version_ok) else { return version_ok };
         let envelope = envelope.get_or_insert_with(|| {
-            serde_json::from_str(&crate::delivery::envelope::envelope_text(event)).unwrap_or_default()
+            serde_json::from_str(&envelope_text(event.envelope_fields())).unwrap_or_default()
         });
         filter.matches(envelope)
     }
