@@ -17,7 +17,7 @@ use super::writer::ResultWriter;
 use super::{DeliveryContext, EndpointSnapshot, Job};
 use crate::delivery::circuit::{Admission, CircuitBreaker, CircuitState};
 use crate::delivery::retry::{AttemptOutcome, classify, jitter, parse_retry_after};
-use crate::delivery::sender::{SendOutcome, send};
+use crate::delivery::sender::{SendOutcome, is_reserved_header, send};
 use crate::delivery::signing::signature_headers;
 use crate::ids::now_ms;
 use crate::store::deliveries::{self, AttemptRow, DeliveryUpdate, NextState};
@@ -25,8 +25,6 @@ use crate::store::endpoints::CircuitUpdate;
 
 /// Deliveries claimed at most per refill.
 const MAX_REFILL: i64 = 500;
-/// Headers an endpoint's own `headers` may not replace.
-const RESERVED_HEADERS: &[&str] = &["content-type", "user-agent", "content-length", "host"];
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -313,10 +311,7 @@ impl EndpointActor {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
         for (name, value) in &self.cfg.headers {
-            let lower = name.to_ascii_lowercase();
-            if !RESERVED_HEADERS.contains(&lower.as_str())
-                && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name))
-            {
+            if !is_reserved_header(name) && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
                 headers.push((name.clone(), value.clone()));
             }
         }

@@ -11,7 +11,8 @@ use crate::api::deliveries::{ReplaySelectionOwned, list_page, requeue};
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::delivery::payload_filter::PayloadFilter;
-use crate::delivery::signing::{SignatureScheme, generate_secret};
+use crate::delivery::sender::is_reserved_header;
+use crate::delivery::signing::{ROTATION_GRACE_MS, SignatureScheme, generate_secret};
 use crate::delivery::type_patterns::{is_type_pattern, validate_type_name};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
@@ -21,22 +22,6 @@ use crate::store::endpoints::{self, Endpoint, EndpointChanges};
 use crate::store::events::{NewEvent, Published};
 use crate::store::{DbConn, owners};
 use crate::timefmt::{rfc3339, rfc3339_opt};
-
-/// How long a rotated-out secret keeps signing beside the new one.
-const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
-/// Headers herald sets itself; an endpoint's `headers` may not name them.
-const RESERVED: &[&str] = &[
-    "content-type",
-    "content-length",
-    "user-agent",
-    "host",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-webhook-id",
-    "x-webhook-timestamp",
-    "x-webhook-signature",
-];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,7 +244,7 @@ fn check_ordering(ordering: Option<&str>) -> Result<Option<String>, ApiError> {
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<String, ApiError> {
     for (name, value) in headers {
         let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-        if !token || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+        if !token || is_reserved_header(name) {
             return Err(ApiError::invalid_field(&["headers", name], "not a header name an endpoint may set"));
         }
         if value.bytes().any(|b| b.is_ascii_control()) || value.len() > 4096 {
@@ -290,16 +275,6 @@ fn check_limit(value: Option<u32>, field: &str, max: u32) -> Result<Option<i32>,
     }
 }
 
-fn check_description(d: &Option<String>) -> Result<(), ApiError> {
-    if d.as_ref().is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n')) {
-        return Err(ApiError::invalid_field(
-            &["description"],
-            "at most 1000 characters, no control characters",
-        ));
-    }
-    Ok(())
-}
-
 pub async fn create(
     auth: OrgAuth,
     state: web::Data<AppState>,
@@ -310,7 +285,7 @@ pub async fn create(
     let event_filter = check_filters(&b.events)?;
     let headers = check_headers(&b.headers.unwrap_or_default())?;
     let scheme = check_scheme(b.signature_scheme.as_deref())?;
-    check_description(&b.description)?;
+    super::check_description(b.description.as_deref())?;
     let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?.flatten();
     let versions = b.versions.as_ref().map(check_versions).transpose()?.flatten();
     let ordering = check_ordering(b.ordering.as_deref())?.unwrap_or_else(|| "none".into());
@@ -456,7 +431,7 @@ pub async fn update(
     let headers = b.headers.as_ref().map(check_headers).transpose()?;
     let headers = headers.map(|h| state.engine.ctx.cipher.seal(Purpose::EndpointHeaders, &h));
     let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
-    check_description(&b.description)?;
+    super::check_description(b.description.as_deref())?;
     if let Some(s) = &b.status
         && s != "active"
         && s != "disabled"

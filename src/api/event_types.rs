@@ -221,16 +221,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     validate_type_name(&body.name).map_err(|m| ApiError::invalid_field(&["name"], m))?;
-    if body
-        .description
-        .as_ref()
-        .is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        return Err(ApiError::invalid_field(
-            &["description"],
-            "at most 1000 characters, no control characters",
-        ));
-    }
+    super::check_description(body.description.as_deref())?;
     let version = match body.version {
         None => 1,
         Some(v) if (1..=MAX_VERSION).contains(&v) => v as i32,

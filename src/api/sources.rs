@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::signing::ROTATION_GRACE_MS;
 use crate::delivery::type_patterns::validate_type_name;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
@@ -18,7 +19,6 @@ use crate::store::sources::{self, Receipt, Source};
 use crate::timefmt::{rfc3339, rfc3339_opt};
 
 pub const KINDS: &[&str] = &["stripe", "github", "standard-webhooks", "hmac-sha256"];
-const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

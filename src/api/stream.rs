@@ -18,7 +18,7 @@ use crate::api::auth::{OrgAuth, authenticate};
 use crate::api::json::Json;
 use crate::delivery::type_patterns::is_type_pattern;
 use crate::error::ApiError;
-use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
+use crate::ids::{now_ms, secret_token, sha256_hex};
 use crate::state::AppState;
 use crate::store::{orgs, stream_tokens};
 use crate::timefmt::rfc3339;
@@ -177,7 +177,7 @@ pub async fn create_token(
     body: Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let types = parse_types("types", body.0.types.unwrap_or_default())?;
-    let token = format!("st_{}", url_safe_token(&random::<24>()));
+    let token = secret_token::<24>("st");
     let expires_at = now_ms() + TOKEN_TTL_MS;
     let (hash, org, key_id) = (sha256_hex(token.as_bytes()), auth.org_id, auth.key_id);
     let stored_types = (!types.is_empty()).then(|| serde_json::to_string(&types).expect("strings serialise"));

@@ -16,6 +16,26 @@ use crate::config::Settings;
 
 const RESPONSE_KEEP: usize = 1024;
 
+/// Headers herald sets itself on a webhook (the request's own and every signature scheme's):
+/// an endpoint's `headers` may not name them, and a stored one that does is never sent.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-id",
+    "x-webhook-timestamp",
+    "x-webhook-signature",
+];
+
+/// Whether `name` (in any case) is one of the headers herald sets itself.
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
+
 #[derive(Debug, Clone)]
 pub struct SendOutcome {
     pub status: Option<u16>,
@@ -146,5 +166,20 @@ pub async fn send(
             retry_after: None,
             refused: false,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_reserved_header;
+
+    #[test]
+    fn herald_s_own_headers_are_reserved_in_any_case() {
+        for name in ["Content-Type", "host", "Webhook-Signature", "X-WEBHOOK-ID"] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        for name in ["Authorization", "x-tenant", "webhook-ids"] {
+            assert!(!is_reserved_header(name), "{name}");
+        }
     }
 }

@@ -37,7 +37,7 @@ pub struct IssuedKey {
 
 /// Makes and stores a new key for an organisation.
 pub fn issue(conn: &mut DbConn, org_id: &str) -> Result<IssuedKey, StoreError> {
-    let key = format!("hk_{}", crate::ids::url_safe_token(&crate::ids::random::<32>()));
+    let key = crate::ids::secret_token::<32>("hk");
     let row = ApiKey {
         id: crate::ids::new_id("key"),
         org_id: org_id.to_string(),
