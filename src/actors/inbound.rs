@@ -46,10 +46,10 @@ impl Inbound {
     fn process(&mut self, key: String, ctx: &mut Context<Self>) {
         let Some(head) = self.queues.get(&key).and_then(|q| q.front()) else { return };
         let (receipt, event) = (head.msg.receipt.clone(), head.msg.event.clone());
-        let ctx_engine = self.engine.ctx.clone();
+        let delivery_ctx = self.engine.ctx.clone();
         let work = async move {
-            let lease = ctx_engine.lease();
-            ctx_engine.db.run(move |conn| sources::accept(conn, receipt, &event, &lease)).await
+            let lease = delivery_ctx.lease();
+            delivery_ctx.db.run(move |conn| sources::accept(conn, receipt, &event, &lease)).await
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             let answer = result.map(|accepted| match accepted {

@@ -35,10 +35,10 @@ impl Janitor {
             return;
         }
         self.running = true;
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let (db, metrics) = (engine.db.clone(), engine.metrics.clone());
-            let settings = engine.settings.clone();
+            let (db, metrics) = (delivery_ctx.db.clone(), delivery_ctx.metrics.clone());
+            let settings = delivery_ctx.settings.clone();
             db.run(move |conn| {
                 if retention::take_turn(conn)? {
                     let result = sweep(conn, &metrics, &settings.retention);

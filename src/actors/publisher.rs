@@ -54,22 +54,22 @@ impl Publisher {
         self.writing = true;
         let take = self.waiting.len().min(MAX_BATCH);
         let batch: Vec<PublishRequest> = self.waiting.drain(..take).collect();
-        let (engine, registry, hub) = (self.ctx.clone(), self.registry.clone(), self.hub.clone());
+        let (delivery_ctx, registry, hub) = (self.ctx.clone(), self.registry.clone(), self.hub.clone());
         // The hand-off to the actors happens here, after the commit, whatever becomes of
         // the requests that asked: committed work is never left claimed and unsent.
         let work = async move {
-            let lease = engine.lease();
+            let lease = delivery_ctx.lease();
             let (requests, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|r| ((r.event, r.only_endpoint), (r.wait, r.reply))).unzip();
-            let result = engine.db.run(move |conn| Ok(write_batch(conn, &requests, &lease))).await;
+            let result = delivery_ctx.db.run(move |conn| Ok(write_batch(conn, &requests, &lease))).await;
             let outcomes = match result {
                 Ok(outcomes) => outcomes,
                 Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
             };
             for ((wait, reply), outcome) in replies.into_iter().zip(outcomes) {
                 let answer = outcome.map(|p| {
-                    let waits = if wait { register_waiters(&engine, &p) } else { Vec::new() };
-                    announce(&engine, &registry, &hub, &p);
+                    let waits = if wait { register_waiters(&delivery_ctx, &p) } else { Vec::new() };
+                    announce(&delivery_ctx, &registry, &hub, &p);
                     (p, waits)
                 });
                 let _ = reply.send(answer);

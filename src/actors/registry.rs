@@ -170,13 +170,13 @@ impl Registry {
         }
         self.count_actors();
         self.recovering.extend(dead.iter().cloned());
-        let (engine, writer) = (self.ctx.clone(), self.writer.clone());
+        let (delivery_ctx, writer) = (self.ctx.clone(), self.writer.clone());
         let release = async move {
             let (tx, rx) = tokio::sync::oneshot::channel();
             writer.do_send(super::writer::Drain(tx));
             let _ = rx.await;
-            let (owner, ids) = (engine.node_id.clone(), dead.clone());
-            let released = engine
+            let (owner, ids) = (delivery_ctx.node_id.clone(), dead.clone());
+            let released = delivery_ctx
                 .db
                 .run(move |conn| {
                     let mut n = 0;

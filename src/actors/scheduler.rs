@@ -88,12 +88,12 @@ impl Scheduler {
         if expired {
             self.expired_checked = Some(std::time::Instant::now());
         }
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let lease = engine.lease();
-            let full = engine.full_endpoints.list();
-            let for_dispatch = engine.clone();
-            engine
+            let lease = delivery_ctx.lease();
+            let full = delivery_ctx.full_endpoints.list();
+            let for_dispatch = delivery_ctx.clone();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let (now, scope) = (now_ms(), ClaimScope::AllBut(&full));
@@ -146,12 +146,13 @@ impl Scheduler {
             return;
         }
         self.renewing = true;
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let (me, started_at, lease_ms) = (engine.node_id.clone(), engine.started_at, engine.lease_ms());
-            let cluster = engine.ownership.cluster();
-            let metrics = engine.metrics.clone();
-            engine
+            let (me, started_at, lease_ms) =
+                (delivery_ctx.node_id.clone(), delivery_ctx.started_at, delivery_ctx.lease_ms());
+            let cluster = delivery_ctx.ownership.cluster();
+            let metrics = delivery_ctx.metrics.clone();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let now = now_ms();
@@ -225,11 +226,11 @@ impl Scheduler {
     /// the event commit together, and the change is conditional: however many nodes look,
     /// one disables the endpoint and publishes once.
     fn disable_failing(&self, ctx: &mut Context<Self>) {
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let cutoff = now_ms() - engine.settings.delivery.disable_after.as_millis() as i64;
-            let lease = engine.lease();
-            engine
+            let cutoff = now_ms() - delivery_ctx.settings.delivery.disable_after.as_millis() as i64;
+            let lease = delivery_ctx.lease();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let mut disabled = Vec::new();
@@ -326,12 +327,12 @@ impl Handler<Refill> for Scheduler {
         if self.stopped {
             return;
         }
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let id = msg.endpoint_id.clone();
         let work = async move {
-            let lease = engine.lease();
-            let for_dispatch = engine.clone();
-            engine
+            let lease = delivery_ctx.lease();
+            let for_dispatch = delivery_ctx.clone();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let scope = ClaimScope::Only(&id);
