@@ -117,7 +117,7 @@ impl EndpointActor {
     ) -> Self {
         let mut breaker = CircuitBreaker::new(&ctx.circuit);
         breaker.consecutive_failures = cfg.consecutive_failures;
-        if cfg.circuit_state != "closed" {
+        if cfg.circuit_state != CircuitState::Closed {
             breaker.state = CircuitState::Open;
             breaker.open_until = Some(cfg.circuit_open_until.unwrap_or(0));
         }
@@ -334,14 +334,14 @@ impl EndpointActor {
         let attempt = job.attempt_count + 1;
         let before = self.breaker.state(now);
         let class = if outcome.refused { AttemptOutcome::Failed } else { classify(outcome.status) };
-        let (next, summary_status) = match class {
+        let next = match class {
             AttemptOutcome::Succeeded => {
                 self.breaker.on_success();
-                (NextState::Succeeded, "succeeded")
+                NextState::Succeeded
             }
             AttemptOutcome::Failed => {
                 self.breaker.on_non_retriable();
-                (NextState::Failed, "failed")
+                NextState::Failed
             }
             AttemptOutcome::Retriable => {
                 self.breaker.on_retriable_failure(now, &self.ctx.circuit);
@@ -349,8 +349,8 @@ impl EndpointActor {
                     outcome.retry_after.as_deref().and_then(|v| parse_retry_after(v, now / 1000));
                 let made = (attempt - job.retry_base).max(1) as u32;
                 match self.ctx.retry.next_delay(made, retry_after, jitter()) {
-                    Some(delay) => (NextState::Retry(now + delay.as_millis() as i64), "pending"),
-                    None => (NextState::Dead, "dead"),
+                    Some(delay) => NextState::Retry(now + delay.as_millis() as i64),
+                    None => NextState::Dead,
                 }
             }
         };
@@ -365,7 +365,7 @@ impl EndpointActor {
         self.ctx.waiters.notify(
             &job.delivery_id,
             AttemptSummary {
-                status: summary_status,
+                status: next.status(),
                 attempt_count: attempt,
                 status_code: outcome.status,
                 error: outcome.error.clone(),
@@ -385,7 +385,7 @@ impl EndpointActor {
         let failed = !succeeded;
         let circuit = CircuitUpdate {
             endpoint_id: self.cfg.id.clone(),
-            state: after.as_str(),
+            state: after,
             consecutive_failures: self.breaker.consecutive_failures as i32,
             open_until: self.breaker.open_until.filter(|_| after != CircuitState::Closed),
             succeeded_at: succeeded.then_some(now),

@@ -24,10 +24,12 @@ use actix_web::web::Bytes;
 
 use crate::config::Settings;
 use crate::delivery::circuit::CircuitConfig;
+use crate::delivery::circuit::CircuitState;
 use crate::delivery::envelope::envelope;
 use crate::delivery::retry::RetryPolicy;
 use crate::delivery::signing::{SignatureScheme, secrets_in_force};
 use crate::delivery::ssrf::UrlPolicy;
+use crate::domain::EndpointStatus;
 use crate::ids::now_ms;
 use crate::metrics::Metrics;
 use crate::secrets::Purpose;
@@ -236,7 +238,7 @@ pub struct EndpointSnapshot {
     /// The row's version: an actor takes settings only newer than what it has.
     pub version: i64,
     /// The circuit as last written, for an actor starting fresh.
-    pub circuit_state: String,
+    pub circuit_state: CircuitState,
     pub consecutive_failures: u32,
     pub circuit_open_until: Option<i64>,
 }
@@ -261,9 +263,9 @@ impl EndpointSnapshot {
             url: ep.url.clone(),
             // Secrets that do not open make the endpoint inactive here: its work is given
             // back to the store, never signed with an empty key.
-            active: ep.status == "active" && ep.deleted_at.is_none() && opened.0.is_some(),
+            active: ep.status == EndpointStatus::Active && ep.deleted_at.is_none() && opened.0.is_some(),
             secrets,
-            scheme: SignatureScheme::parse(&ep.signature_scheme).unwrap_or_default(),
+            scheme: ep.scheme(),
             headers,
             max_in_flight: if ep.fifo() {
                 1
@@ -273,7 +275,7 @@ impl EndpointSnapshot {
             fifo: ep.fifo(),
             rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
             version: ep.version,
-            circuit_state: ep.circuit_state.clone(),
+            circuit_state: ep.circuit_state,
             consecutive_failures: ep.consecutive_failures.max(0) as u32,
             circuit_open_until: ep.circuit_open_until,
         }

@@ -13,6 +13,7 @@ use crate::api::event_types::resolve;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
 use crate::delivery::type_patterns::validate_type_name;
+use crate::domain::DeliveryStatus;
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
@@ -151,7 +152,7 @@ pub async fn publish(
             }),
             None => {
                 json!({
-                    "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": "pending",
+                    "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": DeliveryStatus::Pending,
                     "attempt_count": 0, "status_code": null, "error": "no answer yet",
                 })
             }
@@ -178,14 +179,8 @@ async fn first_attempt_in_store(
         if let Ok(Some(d)) = state.db.run(move |conn| deliveries::find(conn, &org, &id)).await
             && d.attempt_count > 0
         {
-            let status = match d.status.as_str() {
-                "succeeded" => "succeeded",
-                "failed" => "failed",
-                "dead" => "dead",
-                _ => "pending",
-            };
             return Some(AttemptSummary {
-                status,
+                status: d.status,
                 attempt_count: d.attempt_count,
                 status_code: d.last_status_code.and_then(|c| u16::try_from(c).ok()),
                 error: d.last_error,
@@ -258,7 +253,7 @@ pub async fn get(
                 "status": d.status,
                 "attempt_count": d.attempt_count,
                 "last_status_code": d.last_status_code,
-                "next_attempt_at": if d.status == "pending" { rfc3339_opt(d.next_attempt_at) } else { None },
+                "next_attempt_at": if d.status == DeliveryStatus::Pending { rfc3339_opt(d.next_attempt_at) } else { None },
             })
         })
         .collect();

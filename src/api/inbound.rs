@@ -13,6 +13,7 @@ use crate::api::json::read_body;
 use crate::delivery::signing::{
     VerifyError, verify_github, verify_hmac_sha256, verify_standard_webhooks, verify_stripe,
 };
+use crate::domain::SourceKind;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::secrets::{Cipher, Purpose};
@@ -46,10 +47,10 @@ fn verify(
     let secrets: Vec<&str> = opened.iter().map(String::as_str).collect();
     let h = |name| header_value(req, name);
     let now_s = now / 1000;
-    match source.kind.as_str() {
-        "stripe" => verify_stripe(&secrets, h("stripe-signature"), body, now_s, tolerance),
-        "github" => verify_github(&secrets, h("x-hub-signature-256"), body),
-        "standard-webhooks" => verify_standard_webhooks(
+    match source.kind {
+        SourceKind::Stripe => verify_stripe(&secrets, h("stripe-signature"), body, now_s, tolerance),
+        SourceKind::Github => verify_github(&secrets, h("x-hub-signature-256"), body),
+        SourceKind::StandardWebhooks => verify_standard_webhooks(
             &secrets,
             h("webhook-id"),
             h("webhook-timestamp"),
@@ -58,7 +59,7 @@ fn verify(
             now_s,
             tolerance,
         ),
-        _ => verify_hmac_sha256(
+        SourceKind::HmacSha256 => verify_hmac_sha256(
             &secrets,
             h("x-webhook-id"),
             h("x-webhook-timestamp"),
@@ -72,11 +73,11 @@ fn verify(
 
 /// The provider's own id for the event, which duplicates share.
 fn provider_event_id(source: &Source, req: &HttpRequest, json: &Value) -> Option<String> {
-    let id = match source.kind.as_str() {
-        "stripe" => json.get("id").and_then(Value::as_str),
-        "github" => header_value(req, "x-github-delivery"),
-        "standard-webhooks" => header_value(req, "webhook-id"),
-        _ => header_value(req, "x-webhook-id"),
+    let id = match source.kind {
+        SourceKind::Stripe => json.get("id").and_then(Value::as_str),
+        SourceKind::Github => header_value(req, "x-github-delivery"),
+        SourceKind::StandardWebhooks => header_value(req, "webhook-id"),
+        SourceKind::HmacSha256 => header_value(req, "x-webhook-id"),
     };
     id.map(str::trim)
         .filter(|s| !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control))
@@ -86,16 +87,18 @@ fn provider_event_id(source: &Source, req: &HttpRequest, json: &Value) -> Option
 /// The provider's name for what happened (`payment_intent.succeeded`, `pull_request.opened`).
 fn provider_type(source: &Source, req: &HttpRequest, json: &Value) -> String {
     let body_type = json.get("type").and_then(Value::as_str);
-    match source.kind.as_str() {
-        "github" => {
+    match source.kind {
+        SourceKind::Github => {
             let event = header_value(req, "x-github-event").unwrap_or("event");
             match json.get("action").and_then(Value::as_str) {
                 Some(action) => format!("{event}.{action}"),
                 None => event.to_string(),
             }
         }
-        "hmac-sha256" => body_type.or(header_value(req, "x-webhook-event")).unwrap_or("event").to_string(),
-        _ => body_type.unwrap_or("event").to_string(),
+        SourceKind::HmacSha256 => {
+            body_type.or(header_value(req, "x-webhook-event")).unwrap_or("event").to_string()
+        }
+        SourceKind::Stripe | SourceKind::StandardWebhooks => body_type.unwrap_or("event").to_string(),
     }
 }
 

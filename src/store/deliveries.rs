@@ -10,6 +10,7 @@ use super::schema::delivery_attempts::dsl as a;
 use super::schema::endpoints::dsl as e;
 use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
+use crate::domain::{DeliveryOrder, DeliveryStatus};
 
 diesel::define_sql_function! {
     /// SQL's COALESCE for a nullable time and a fallback.
@@ -23,7 +24,7 @@ pub struct Delivery {
     pub org_id: String,
     pub event_seq: i64,
     pub endpoint_id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempt_count: i32,
     pub retry_base: i32,
     pub next_attempt_at: Option<i64>,
@@ -44,7 +45,7 @@ pub struct NewDelivery {
     pub org_id: String,
     pub event_seq: i64,
     pub endpoint_id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub next_attempt_at: Option<i64>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
@@ -59,7 +60,7 @@ impl NewDelivery {
             org_id: event.org_id.clone(),
             event_seq: event.seq,
             endpoint_id: endpoint_id.to_string(),
-            status: "pending".into(),
+            status: DeliveryStatus::Pending,
             next_attempt_at: Some(now),
             lease_owner: lease.map(|l| l.owner.clone()),
             lease_expires_at: lease.map(|l| l.expires_at),
@@ -144,7 +145,7 @@ pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, StoreEr
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
-    pub statuses: Vec<String>,
+    pub statuses: Vec<DeliveryStatus>,
     pub range: super::TimeRange,
 }
 
@@ -213,12 +214,23 @@ pub fn record(
     })
 }
 
-fn next_columns(next: &NextState) -> (&'static str, Option<i64>) {
-    match next {
-        NextState::Succeeded => ("succeeded", None),
-        NextState::Failed => ("failed", None),
-        NextState::Dead => ("dead", None),
-        NextState::Retry(at) | NextState::Release(at) => ("pending", Some(*at)),
+impl NextState {
+    /// The delivery's status once this is written.
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            NextState::Succeeded => DeliveryStatus::Succeeded,
+            NextState::Failed => DeliveryStatus::Failed,
+            NextState::Dead => DeliveryStatus::Dead,
+            NextState::Retry(_) | NextState::Release(_) => DeliveryStatus::Pending,
+        }
+    }
+
+    /// When it is due next, if it stays pending.
+    fn next_attempt_at(&self) -> Option<i64> {
+        match self {
+            NextState::Retry(at) | NextState::Release(at) => Some(*at),
+            NextState::Succeeded | NextState::Failed | NextState::Dead => None,
+        }
     }
 }
 
@@ -233,10 +245,9 @@ fn record_bulk_pg(
     let (mut statuses, mut next_ats, mut attempted) = (Vec::new(), Vec::new(), Vec::new());
     let (mut numbers, mut codes, mut errors, mut started) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for u in updates {
-        let (status, next_at) = next_columns(&u.next);
         ids.push(u.delivery_id.clone());
-        statuses.push(status.to_string());
-        next_ats.push(next_at);
+        statuses.push(u.next.status().as_str());
+        next_ats.push(u.next.next_attempt_at());
         attempted.push(u.attempt.is_some());
         numbers.push(u.attempt.as_ref().map(|a| a.attempt));
         codes.push(u.attempt.as_ref().and_then(|a| a.status_code));
@@ -284,9 +295,9 @@ fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64
     for u in ordered {
         let row = d::deliveries
             .filter(d::id.eq(&u.delivery_id))
-            .filter(d::status.eq("pending"))
+            .filter(d::status.eq(DeliveryStatus::Pending))
             .filter(d::lease_owner.eq(owner));
-        let (status, next_at) = next_columns(&u.next);
+        let (status, next_at) = (u.next.status(), u.next.next_attempt_at());
         let lease_clear = (d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>));
         match &u.attempt {
             Some(att) => {
@@ -504,7 +515,7 @@ fn update_ids(
                     let held = d::deliveries
                         .filter(d::id.eq_any(chunk))
                         .filter(d::lease_owner.eq(owner))
-                        .filter(d::status.eq("pending"));
+                        .filter(d::status.eq(DeliveryStatus::Pending));
                     match renew {
                         Some(at) => diesel::update(held).set(d::lease_expires_at.eq(at)).execute(c)?,
                         None => diesel::update(held)
@@ -529,8 +540,10 @@ pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Re
 }
 
 fn release_held(conn: &mut DbConn, owner: &str, endpoint_id: Option<&str>) -> Result<usize, StoreError> {
-    let mut query =
-        d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")).into_boxed();
+    let mut query = d::deliveries
+        .filter(d::lease_owner.eq(owner))
+        .filter(d::status.eq(DeliveryStatus::Pending))
+        .into_boxed();
     if let Some(id) = endpoint_id {
         query = query.filter(d::endpoint_id.eq(id));
     }
@@ -543,7 +556,7 @@ pub struct ReplaySelection<'a> {
     pub org_id: &'a str,
     pub ids: Option<&'a [String]>,
     pub endpoint_id: Option<&'a str>,
-    pub statuses: &'a [&'a str],
+    pub statuses: &'a [DeliveryStatus],
     pub since: Option<i64>,
     pub until: Option<i64>,
 }
@@ -552,7 +565,7 @@ pub struct ReplaySelection<'a> {
 /// retry schedule. The update re-checks every condition, so a delivery that changed
 /// meanwhile is left alone. Returns how many were re-queued.
 pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usize, StoreError> {
-    let statuses: Vec<String> = sel.statuses.iter().map(|s| s.to_string()).collect();
+    let statuses = sel.statuses.to_vec();
     let live_endpoints = || e::endpoints.filter(e::deleted_at.is_null()).select(e::id);
     write_txn(conn, |c| {
         let mut q = d::deliveries
@@ -583,7 +596,7 @@ pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usi
                     .filter(d::endpoint_id.eq_any(live_endpoints())),
             )
             .set((
-                d::status.eq("pending"),
+                d::status.eq(DeliveryStatus::Pending),
                 d::next_attempt_at.eq(now),
                 d::retry_base.eq(d::attempt_count),
                 d::lease_owner.eq(None::<String>),
@@ -596,8 +609,11 @@ pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usi
             diesel::update(
                 d::deliveries
                     .filter(d::id.eq_any(chunk))
-                    .filter(d::status.eq("pending"))
-                    .filter(d::endpoint_id.eq_any(e::endpoints.filter(e::ordering.eq("fifo")).select(e::id))),
+                    .filter(d::status.eq(DeliveryStatus::Pending))
+                    .filter(
+                        d::endpoint_id
+                            .eq_any(e::endpoints.filter(e::ordering.eq(DeliveryOrder::Fifo)).select(e::id)),
+                    ),
             )
             .set(d::next_attempt_at.eq(None::<i64>))
             .execute(c)?;
@@ -658,7 +674,7 @@ pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retr
 pub fn queue_head(conn: &mut DbConn, endpoint_id: &str) -> Result<Option<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::endpoint_id.eq(endpoint_id))
-        .filter(d::status.eq("pending"))
+        .filter(d::status.eq(DeliveryStatus::Pending))
         .order(d::event_seq.asc())
         .select(Delivery::as_select())
         .first(conn)
@@ -681,13 +697,13 @@ pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Can
             d::deliveries
                 .filter(d::id.eq(id))
                 .filter(d::org_id.eq(org_id))
-                .filter(d::status.eq("pending"))
+                .filter(d::status.eq(DeliveryStatus::Pending))
                 // Held (even past its lease: its node may still be sending it), it is not
                 // cancelled: a FIFO receiver must never see two at once.
                 .filter(d::lease_owner.is_null()),
         )
         .set((
-            d::status.eq("failed"),
+            d::status.eq(DeliveryStatus::Failed),
             d::last_error.eq("cancelled"),
             d::next_attempt_at.eq(None::<i64>),
             d::lease_owner.eq(None::<String>),
@@ -708,5 +724,5 @@ pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Can
 }
 
 pub fn count_pending(conn: &mut DbConn) -> Result<i64, StoreError> {
-    Ok(d::deliveries.filter(d::status.eq("pending")).count().get_result(conn)?)
+    Ok(d::deliveries.filter(d::status.eq(DeliveryStatus::Pending)).count().get_result(conn)?)
 }

@@ -8,6 +8,9 @@ use super::StoreError;
 use super::schema::deliveries::dsl as d;
 use super::schema::endpoints::dsl as e;
 use super::{DbConn, write_txn};
+use crate::delivery::circuit::CircuitState;
+use crate::delivery::signing::SignatureScheme;
+use crate::domain::{DeliveryOrder, DeliveryStatus, EndpointStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::endpoints)]
@@ -21,13 +24,14 @@ pub struct Endpoint {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
+    /// Text, not `SignatureScheme` (a foreign type diesel cannot take): see `scheme()`.
     pub signature_scheme: String,
-    pub status: String,
+    pub status: EndpointStatus,
     pub rate_limit_per_second: Option<i32>,
     pub max_in_flight: Option<i32>,
     /// JSON object of extra headers sent with every webhook.
     pub headers: String,
-    pub circuit_state: String,
+    pub circuit_state: CircuitState,
     pub consecutive_failures: i32,
     pub circuit_open_until: Option<i64>,
     pub last_success_at: Option<i64>,
@@ -42,7 +46,7 @@ pub struct Endpoint {
     /// The version pinned per event type (a JSON object), if any.
     pub versions: Option<String>,
     /// `fifo`: deliveries go one at a time in event order; `none`: in parallel.
-    pub ordering: String,
+    pub ordering: DeliveryOrder,
 }
 
 /// What a `PATCH` changes: each `Some` column is written, every other one is left exactly
@@ -55,14 +59,14 @@ pub struct EndpointChanges {
     pub headers: Option<String>,
     pub signature_scheme: Option<String>,
     pub description: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<EndpointStatus>,
     pub rate_limit_per_second: Option<i32>,
     pub max_in_flight: Option<i32>,
     /// `Some(None)` removes the filter.
     pub payload_filter: Option<Option<String>>,
     /// `Some(None)` removes the pins.
     pub versions: Option<Option<String>>,
-    pub ordering: Option<String>,
+    pub ordering: Option<DeliveryOrder>,
 }
 
 impl Endpoint {
@@ -71,7 +75,12 @@ impl Endpoint {
     }
 
     pub fn fifo(&self) -> bool {
-        self.ordering == "fifo"
+        self.ordering == DeliveryOrder::Fifo
+    }
+
+    /// The signature scheme; text no version wrote reads as the default one.
+    pub fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::parse(&self.signature_scheme).unwrap_or_default()
     }
 
     /// The pinned version per event type.
@@ -135,14 +144,14 @@ pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Endpoint>, StoreEr
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
-    status: Option<&str>,
+    status: Option<EndpointStatus>,
     range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Endpoint>, StoreError> {
     let mut q = live(org_id);
     if let Some(s) = status {
-        q = q.filter(e::status.eq(s.to_string()));
+        q = q.filter(e::status.eq(s));
     }
     q = super::within!(q, e::created_at, range);
     if let Some(c) = before_id {
@@ -154,7 +163,7 @@ pub fn list(
 /// Active endpoints of an organisation subscribed to `event_type`.
 /// The organisation's active endpoints, whatever they subscribe to.
 pub fn active(conn: &mut DbConn, org_id: &str) -> Result<Vec<Endpoint>, StoreError> {
-    Ok(live(org_id).filter(e::status.eq("active")).select(Endpoint::as_select()).load(conn)?)
+    Ok(live(org_id).filter(e::status.eq(EndpointStatus::Active)).select(Endpoint::as_select()).load(conn)?)
 }
 
 /// A live endpoint of `org_id`: where every conditional write of one endpoint starts.
@@ -174,12 +183,12 @@ pub fn update(
     now: i64,
 ) -> Result<Endpoint, StoreError> {
     write_txn(conn, |c| {
-        if changes.status.as_deref() == Some("active") {
+        if changes.status == Some(EndpointStatus::Active) {
             // A re-enabled endpoint starts with a clean slate; an active one keeps its circuit.
-            diesel::update(live_one!(org_id, id).filter(e::status.ne("active")))
+            diesel::update(live_one!(org_id, id).filter(e::status.ne(EndpointStatus::Active)))
                 .set((
                     e::failing_since.eq(None::<i64>),
-                    e::circuit_state.eq("closed"),
+                    e::circuit_state.eq(CircuitState::Closed),
                     e::consecutive_failures.eq(0),
                     e::circuit_open_until.eq(None::<i64>),
                 ))
@@ -189,7 +198,7 @@ pub fn update(
             .set((changes, e::version.eq(e::version + 1), e::updated_at.eq(now)))
             .execute(c)?;
         if n == 1 {
-            requeue_for_ordering(c, id, changes.ordering.as_deref(), now)?;
+            requeue_for_ordering(c, id, changes.ordering, now)?;
         }
         changed(c, org_id, id, n)
     })
@@ -201,17 +210,18 @@ pub fn update(
 fn requeue_for_ordering(
     c: &mut DbConn,
     id: &str,
-    ordering: Option<&str>,
+    ordering: Option<DeliveryOrder>,
     now: i64,
 ) -> Result<(), StoreError> {
-    let pending = || d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending"));
+    let pending =
+        || d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq(DeliveryStatus::Pending));
     match ordering {
-        Some("fifo") => {
+        Some(DeliveryOrder::Fifo) => {
             diesel::update(pending().filter(d::lease_owner.is_null()).filter(d::next_attempt_at.le(now)))
                 .set(d::next_attempt_at.eq(None::<i64>))
                 .execute(c)?;
         }
-        Some(_) => {
+        Some(DeliveryOrder::Unordered) => {
             diesel::update(pending().filter(d::next_attempt_at.is_null()))
                 .set(d::next_attempt_at.eq(now))
                 .execute(c)?;
@@ -267,10 +277,10 @@ pub fn disable_if_failing(
         e::endpoints
             .filter(e::id.eq(id))
             .filter(e::deleted_at.is_null())
-            .filter(e::status.eq("active"))
+            .filter(e::status.eq(EndpointStatus::Active))
             .filter(e::failing_since.lt(cutoff)),
     )
-    .set((e::status.eq("disabled"), e::version.eq(e::version + 1), e::updated_at.eq(now)))
+    .set((e::status.eq(EndpointStatus::Disabled), e::version.eq(e::version + 1), e::updated_at.eq(now)))
     .execute(c)?;
     if n == 0 {
         return Ok(None);
@@ -291,7 +301,7 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
         let n = diesel::update(live_one!(org_id, id))
             .set((
                 e::deleted_at.eq(now),
-                e::status.eq("deleted"),
+                e::status.eq(EndpointStatus::Deleted),
                 e::version.eq(e::version + 1),
                 e::updated_at.eq(now),
             ))
@@ -326,10 +336,12 @@ fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), Sto
         }
         DbConn::Sqlite(_) => {
             diesel::update(
-                d::deliveries.filter(d::endpoint_id.eq(endpoint_id)).filter(d::status.eq("pending")),
+                d::deliveries
+                    .filter(d::endpoint_id.eq(endpoint_id))
+                    .filter(d::status.eq(DeliveryStatus::Pending)),
             )
             .set((
-                d::status.eq("failed"),
+                d::status.eq(DeliveryStatus::Failed),
                 d::last_error.eq("endpoint deleted"),
                 d::next_attempt_at.eq(None::<i64>),
                 d::lease_owner.eq(None::<String>),
@@ -343,7 +355,10 @@ fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), Sto
 }
 
 /// Delivery counts by status for one endpoint.
-pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+pub fn delivery_counts(
+    conn: &mut DbConn,
+    endpoint_id: &str,
+) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
     Ok(d::deliveries
         .filter(d::endpoint_id.eq(endpoint_id))
         .group_by(d::status)
@@ -355,7 +370,7 @@ pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(Stri
 #[derive(Debug, Clone)]
 pub struct CircuitUpdate {
     pub endpoint_id: String,
-    pub state: &'static str,
+    pub state: CircuitState,
     pub consecutive_failures: i32,
     pub open_until: Option<i64>,
     /// Some(t) when a delivery succeeded at t.
@@ -372,7 +387,7 @@ pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), StoreEr
     let target = e::endpoints
         .filter(e::id.eq(&u.endpoint_id))
         .filter(e::deleted_at.is_null())
-        .filter(e::status.eq("active"));
+        .filter(e::status.eq(EndpointStatus::Active));
     diesel::update(target)
         .set((
             e::circuit_state.eq(u.state),
@@ -397,7 +412,7 @@ pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), StoreEr
 pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoint>, StoreError> {
     Ok(e::endpoints
         .filter(e::deleted_at.is_null())
-        .filter(e::status.eq("active"))
+        .filter(e::status.eq(EndpointStatus::Active))
         .filter(e::failing_since.lt(cutoff))
         .select(Endpoint::as_select())
         .load(conn)?)

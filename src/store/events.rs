@@ -13,6 +13,7 @@ use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
 use crate::delivery::envelope::{EventFields, envelope_text};
 use crate::delivery::type_patterns::type_matches;
+use crate::domain::EndpointStatus;
 
 /// Serialises sequence assignment on PostgreSQL so events commit in `seq` order: a stream
 /// cursor may then never skip an event whose transaction commits late.
@@ -213,7 +214,9 @@ impl PublishTxn {
                 // Read again inside the transaction: a test event never reaches an endpoint
                 // deleted or disabled since the request looked it up.
                 Some(ep) => match endpoints::find_any(c, &ep.id)? {
-                    Some(current) if current.status == "active" && current.deleted_at.is_none() => {
+                    Some(current)
+                        if current.status == EndpointStatus::Active && current.deleted_at.is_none() =>
+                    {
                         vec![current]
                     }
                     _ => {
@@ -339,7 +342,7 @@ fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), StoreEr
     .bind::<Array<Text>, _>(text(|r| &r.org_id))
     .bind::<Array<BigInt>, _>(number(|r| r.event_seq))
     .bind::<Array<Text>, _>(text(|r| &r.endpoint_id))
-    .bind::<Array<Text>, _>(text(|r| &r.status))
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.lease_owner.clone()).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())

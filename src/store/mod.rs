@@ -38,6 +38,7 @@ pub mod sessions;
 pub mod sources;
 pub mod stats;
 pub mod stream_tokens;
+mod text_columns;
 
 use std::time::Duration;
 

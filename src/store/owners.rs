@@ -11,6 +11,7 @@ use super::StoreError;
 use super::schema::endpoint_owners::dsl as o;
 use super::schema::endpoints::dsl as e;
 use super::schema::nodes::dsl as n;
+use crate::domain::EndpointStatus;
 
 /// Nodes that have said they are alive since `since`, by id.
 pub fn live_nodes(conn: &mut DbConn, since: i64) -> Result<Vec<String>, StoreError> {
@@ -21,7 +22,7 @@ pub fn live_nodes(conn: &mut DbConn, since: i64) -> Result<Vec<String>, StoreErr
 pub fn active_endpoints(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
     Ok(e::endpoints
         .filter(e::deleted_at.is_null())
-        .filter(e::status.eq("active"))
+        .filter(e::status.eq(EndpointStatus::Active))
         .select(e::id)
         .load(conn)?)
 }
@@ -33,7 +34,7 @@ pub fn any_unowned(conn: &mut DbConn, now: i64) -> Result<bool, StoreError> {
     Ok(diesel::select(diesel::dsl::exists(
         e::endpoints
             .filter(e::deleted_at.is_null())
-            .filter(e::status.eq("active"))
+            .filter(e::status.eq(EndpointStatus::Active))
             .filter(e::id.ne_all(owned_now)),
     ))
     .get_result(conn)?)

@@ -14,6 +14,7 @@ use super::schema::receipts::dsl as r;
 use super::schema::sessions::dsl as s;
 use super::schema::stream_tokens::dsl as t;
 use super::{DbConn, write_txn};
+use crate::domain::DeliveryStatus;
 
 /// Rows per transaction at most.
 pub const BATCH: i64 = 1000;
@@ -47,7 +48,8 @@ pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purg
     if oldest.is_none_or(|t| t >= cutoff) {
         return Ok(Purged::default());
     }
-    let pending = d::deliveries.filter(d::event_seq.eq(ev::seq)).filter(d::status.eq("pending"));
+    let pending =
+        d::deliveries.filter(d::event_seq.eq(ev::seq)).filter(d::status.eq(DeliveryStatus::Pending));
     write_txn(conn, |c| {
         // Oldest first, skipping events still waiting on a delivery (they stay).
         let candidates: Vec<i64> = ev::events
@@ -68,7 +70,7 @@ pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purg
         }
         let unfinished: Vec<i64> = d::deliveries
             .filter(d::event_seq.eq_any(&candidates))
-            .filter(d::status.eq("pending"))
+            .filter(d::status.eq(DeliveryStatus::Pending))
             .select(d::event_seq)
             .distinct()
             .load(c)?;

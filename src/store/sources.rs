@@ -7,6 +7,7 @@ use super::StoreError;
 use super::events::{Lease, NewEvent, Published, publish_in_txn};
 use super::schema::receipts::dsl as r;
 use super::schema::sources::dsl as s;
+use crate::domain::SourceKind;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::sources)]
@@ -14,7 +15,7 @@ pub struct Source {
     pub id: String,
     pub org_id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: SourceKind,
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
