@@ -331,29 +331,8 @@ impl EndpointActor {
         self.held_bytes -= job.body.len();
         self.held.remove(&job.delivery_id);
         let now = now_ms();
-        let attempt = job.attempt_count + 1;
         let before = self.breaker.state(now);
-        let class = if outcome.refused { AttemptOutcome::Failed } else { classify(outcome.status) };
-        let next = match class {
-            AttemptOutcome::Succeeded => {
-                self.breaker.on_success();
-                NextState::Succeeded
-            }
-            AttemptOutcome::Failed => {
-                self.breaker.on_non_retriable();
-                NextState::Failed
-            }
-            AttemptOutcome::Retriable => {
-                self.breaker.on_retriable_failure(now, &self.ctx.circuit);
-                let retry_after =
-                    outcome.retry_after.as_deref().and_then(|v| parse_retry_after(v, now / 1000));
-                let made = (attempt - job.retry_base).max(1) as u32;
-                match self.ctx.retry.next_delay(made, retry_after, jitter()) {
-                    Some(delay) => NextState::Retry(now + delay.as_millis() as i64),
-                    None => NextState::Dead,
-                }
-            }
-        };
+        let next = self.judge(&job, &outcome, now);
         self.count_outcome(&next, outcome.duration_ms);
         let after = self.breaker.state(now);
         if before != after {
@@ -366,15 +345,60 @@ impl EndpointActor {
             &job.delivery_id,
             AttemptSummary {
                 status: next.status(),
-                attempt_count: attempt,
+                attempt_count: job.attempt_count + 1,
                 status_code: outcome.status,
                 error: outcome.error.clone(),
             },
         );
+        self.record(job, started_at, outcome, next, after, now);
+        if after == CircuitState::Open
+            && let Some(until) = self.breaker.open_until
+        {
+            self.release_queue(until);
+        }
+    }
+
+    /// What an attempt's outcome makes of its delivery, told to the circuit breaker: done,
+    /// failed for good, or retried on the schedule (dead once it runs out).
+    fn judge(&mut self, job: &Job, outcome: &SendOutcome, now: i64) -> NextState {
+        let class = if outcome.refused { AttemptOutcome::Failed } else { classify(outcome.status) };
+        match class {
+            AttemptOutcome::Succeeded => {
+                self.breaker.on_success();
+                NextState::Succeeded
+            }
+            AttemptOutcome::Failed => {
+                self.breaker.on_non_retriable();
+                NextState::Failed
+            }
+            AttemptOutcome::Retriable => {
+                self.breaker.on_retriable_failure(now, &self.ctx.circuit);
+                let retry_after =
+                    outcome.retry_after.as_deref().and_then(|v| parse_retry_after(v, now / 1000));
+                let made = (job.attempt_count + 1 - job.retry_base).max(1) as u32;
+                match self.ctx.retry.next_delay(made, retry_after, jitter()) {
+                    Some(delay) => NextState::Retry(now + delay.as_millis() as i64),
+                    None => NextState::Dead,
+                }
+            }
+        }
+    }
+
+    /// Hands the attempt, the delivery's next state and the circuit (now `after`) to the
+    /// result writer.
+    fn record(
+        &self,
+        job: Job,
+        started_at: i64,
+        outcome: SendOutcome,
+        next: NextState,
+        after: CircuitState,
+        now: i64,
+    ) {
         let row = AttemptRow {
             id: 0,
             delivery_id: job.delivery_id.clone(),
-            attempt,
+            attempt: job.attempt_count + 1,
             started_at,
             duration_ms: outcome.duration_ms,
             status_code: outcome.status.map(i32::from),
@@ -382,25 +406,19 @@ impl EndpointActor {
             error: outcome.error,
         };
         let succeeded = matches!(next, NextState::Succeeded);
-        let failed = !succeeded;
         let circuit = CircuitUpdate {
             endpoint_id: self.cfg.id.clone(),
             state: after,
             consecutive_failures: self.breaker.consecutive_failures as i32,
             open_until: self.breaker.open_until.filter(|_| after != CircuitState::Closed),
             succeeded_at: succeeded.then_some(now),
-            failed_at: failed.then_some(now),
+            failed_at: (!succeeded).then_some(now),
         };
         self.writer.do_send(Record {
             updates: vec![DeliveryUpdate { delivery_id: job.delivery_id, attempt: Some(row), next }],
             circuit: Some(circuit),
             wake_scheduler: self.cfg.fifo,
         });
-        if after == CircuitState::Open
-            && let Some(until) = self.breaker.open_until
-        {
-            self.release_queue(until);
-        }
     }
 
     fn circuit_changed(&mut self, before: CircuitState, after: CircuitState) {

@@ -71,6 +71,40 @@ pub struct UpdateEndpoint {
     ordering: Option<String>,
 }
 
+impl UpdateEndpoint {
+    /// The columns a `PATCH` writes, each checked (header values sealed).
+    fn into_changes(self, state: &AppState) -> Result<EndpointChanges, ApiError> {
+        let b = self;
+        if let Some(url) = &b.url {
+            check_url(state, url)?;
+        }
+        let filter = b.events.as_deref().map(check_filters).transpose()?;
+        let headers = b.headers.as_ref().map(check_headers).transpose()?;
+        let headers = headers.map(|h| state.engine.ctx.cipher.seal(Purpose::EndpointHeaders, &h));
+        let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
+        super::check_description(b.description.as_deref())?;
+        let status = b.status.as_deref().map(check_status).transpose()?;
+        let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
+        let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
+        let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?;
+        let versions = b.versions.as_ref().map(check_versions).transpose()?;
+        let ordering = check_ordering(b.ordering.as_deref())?;
+        Ok(EndpointChanges {
+            url: b.url,
+            event_filter: filter,
+            headers,
+            signature_scheme: scheme.map(|v| v.as_str().to_string()),
+            description: b.description,
+            status,
+            rate_limit_per_second: rate,
+            max_in_flight: in_flight,
+            payload_filter,
+            versions,
+            ordering,
+        })
+    }
+}
+
 #[derive(Serialize)]
 pub struct EndpointView {
     id: String,
@@ -420,35 +454,8 @@ pub async fn update(
     path: web::Path<String>,
     body: Json<UpdateEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
     let id = path.into_inner();
-    if let Some(url) = &b.url {
-        check_url(&state, url)?;
-    }
-    let filter = b.events.as_deref().map(check_filters).transpose()?;
-    let headers = b.headers.as_ref().map(check_headers).transpose()?;
-    let headers = headers.map(|h| state.engine.ctx.cipher.seal(Purpose::EndpointHeaders, &h));
-    let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
-    super::check_description(b.description.as_deref())?;
-    let status = b.status.as_deref().map(check_status).transpose()?;
-    let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
-    let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
-    let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?;
-    let versions = b.versions.as_ref().map(check_versions).transpose()?;
-    let ordering = check_ordering(b.ordering.as_deref())?;
-    let changes = EndpointChanges {
-        url: b.url,
-        event_filter: filter,
-        headers,
-        signature_scheme: scheme.map(|v| v.as_str().to_string()),
-        description: b.description,
-        status,
-        rate_limit_per_second: rate,
-        max_in_flight: in_flight,
-        payload_filter,
-        versions,
-        ordering,
-    };
+    let changes = body.0.into_changes(&state)?;
     let ep = state.db.run(move |conn| endpoints::update(conn, &auth.org_id, &id, &changes, now_ms())).await?;
     state.engine.endpoint_updated(&ep);
     if ep.status == EndpointStatus::Active {
