@@ -371,18 +371,15 @@ pub struct Engine {
     pub publisher: Addr<publisher::Publisher>,
 }
 
-impl Engine {
-    /// Starts the actors on the current arbiter.
-    /// `committed_seq`: the highest event seq in the store, where live streams begin.
-    pub fn start(
+impl DeliveryContext {
+    fn new(
         db: Db,
-        settings: Arc<Settings>,
+        settings: &Arc<Settings>,
         metrics: Arc<Metrics>,
         cipher: Arc<crate::secrets::Cipher>,
-        committed_seq: i64,
     ) -> Self {
         let d = &settings.delivery;
-        let ctx = Arc::new(DeliveryContext {
+        Self {
             db,
             node_id: crate::ids::new_id("node"),
             started_at: now_ms(),
@@ -407,7 +404,21 @@ impl Engine {
                 crate::store::DatabaseUrl::parse(&settings.database.url)
                     .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
             ),
-        });
+        }
+    }
+}
+
+impl Engine {
+    /// Starts the actors on the current arbiter.
+    /// `committed_seq`: the highest event seq in the store, where live streams begin.
+    pub fn start(
+        db: Db,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        cipher: Arc<crate::secrets::Cipher>,
+        committed_seq: i64,
+    ) -> Self {
+        let ctx = Arc::new(DeliveryContext::new(db, &settings, metrics, cipher));
         let writer = writer::ResultWriter::new(ctx.clone()).start();
         let writer_addr = writer.clone();
         let hub = stream_hub::StreamHub::launch(ctx.clone(), committed_seq);

@@ -124,20 +124,7 @@ pub async fn ingest(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let source_id = path.into_inner();
-    let lookup = source_id.clone();
-    let source = state
-        .db
-        .run(move |conn| sources::find_live(conn, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found("Source"))?;
-    // Source ids are not secret: whoever sends, a source takes at most this much per minute.
-    let allowance =
-        state.limiter.check(&format!("inbound#{}", source.id), state.settings.inbound.rate_limit_per_minute);
-    if !allowance.allowed {
-        state.metrics.inbound_rate_limited.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::rate_limited(allowance.retry_after_secs));
-    }
+    let source = live_source(&state, path.into_inner()).await?;
     let now = now_ms();
     let mut receipt = Receipt {
         id: new_id("rcp"),
@@ -172,18 +159,7 @@ pub async fn ingest(
         return reject(&state, receipt, err).await;
     };
     receipt.provider_event_id = Some(provider_id.clone());
-    let data = if json.is_object() { json.clone() } else { json!({ "payload": json }) };
-    let event = NewEvent {
-        id: new_id("evt"),
-        org_id: source.org_id.clone(),
-        event_type: event_type_name(&source.event_type_prefix, &provider_type(&source, &req, &json)),
-        payload: data.to_string(),
-        correlation_id: Some(provider_id),
-        source_id: Some(source.id.clone()),
-        created_at: now,
-        version: 1,
-        latest_version: None,
-    };
+    let event = new_event(&source, &req, &json, provider_id, now);
     let answer = state
         .inbound
         .send(Ingest { receipt, event })
@@ -191,6 +167,40 @@ pub async fn ingest(
         .map_err(|e| ApiError::internal(format!("inbound actor unreachable: {e}")))??;
     Ok(HttpResponse::Ok()
         .json(json!({"received": true, "duplicate": answer.duplicate, "event_id": answer.event_id})))
+}
+
+/// The source a webhook is sent to, within its allowance: source ids are not secret, so
+/// whoever sends, a source takes at most `inbound.rate_limit_per_minute`.
+async fn live_source(state: &AppState, source_id: String) -> Result<Source, ApiError> {
+    let source = state
+        .db
+        .run(move |conn| sources::find_live(conn, &source_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Source"))?;
+    let allowance =
+        state.limiter.check(&format!("inbound#{}", source.id), state.settings.inbound.rate_limit_per_minute);
+    if !allowance.allowed {
+        state.metrics.inbound_rate_limited.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::rate_limited(allowance.retry_after_secs));
+    }
+    Ok(source)
+}
+
+/// The event a verified webhook becomes: its type named after the provider's, its data the
+/// body (wrapped when it is not an object), its correlation id the provider's event id.
+fn new_event(source: &Source, req: &HttpRequest, json: &Value, provider_id: String, now: i64) -> NewEvent {
+    let data = if json.is_object() { json.clone() } else { json!({ "payload": json }) };
+    NewEvent {
+        id: new_id("evt"),
+        org_id: source.org_id.clone(),
+        event_type: event_type_name(&source.event_type_prefix, &provider_type(source, req, json)),
+        payload: data.to_string(),
+        correlation_id: Some(provider_id),
+        source_id: Some(source.id.clone()),
+        created_at: now,
+        version: 1,
+        latest_version: None,
+    }
 }
 
 /// Records why a request was refused (up to `inbound.rejected_receipts_per_minute` per

@@ -47,6 +47,20 @@ pub struct SendOutcome {
     pub refused: bool,
 }
 
+impl SendOutcome {
+    /// No answer: the attempt failed before or while talking to the endpoint.
+    fn failed(error: String, duration_ms: i64) -> Self {
+        Self {
+            status: None,
+            response_body: None,
+            error: Some(error),
+            duration_ms,
+            retry_after: None,
+            refused: false,
+        }
+    }
+}
+
 struct GuardedResolver {
     policy: Arc<UrlPolicy>,
 }
@@ -114,12 +128,8 @@ pub async fn send(
     // Literal addresses never reach the resolver, so they are checked here, on every attempt.
     if let Err(e) = policy.check_url(url) {
         return SendOutcome {
-            status: None,
-            response_body: None,
-            error: Some(format!("refused by the SSRF guard: {e}")),
-            duration_ms: 0,
-            retry_after: None,
             refused: true,
+            ..SendOutcome::failed(format!("refused by the SSRF guard: {e}"), 0)
         };
     }
     let mut req = client.post(url).insert_header(("Content-Type", "application/json"));
@@ -150,22 +160,10 @@ pub async fn send(
             retry_after,
             refused: false,
         },
-        Ok(Err(e)) => SendOutcome {
-            status: None,
-            response_body: None,
-            error: Some(storable(&e)),
-            duration_ms: elapsed(started),
-            retry_after: None,
-            refused: false,
-        },
-        Err(_) => SendOutcome {
-            status: None,
-            response_body: None,
-            error: Some(format!("timed out after {} ms", timeout.as_millis())),
-            duration_ms: elapsed(started),
-            retry_after: None,
-            refused: false,
-        },
+        Ok(Err(e)) => SendOutcome::failed(storable(&e), elapsed(started)),
+        Err(_) => {
+            SendOutcome::failed(format!("timed out after {} ms", timeout.as_millis()), elapsed(started))
+        }
     }
 }
 

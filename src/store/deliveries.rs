@@ -373,46 +373,10 @@ pub fn claim_due(
         id: String,
     }
     use diesel::sql_types::{BigInt, Text};
-    let held = match which {
-        Claimable::Unleased => "d.lease_owner IS NULL",
-        Claimable::Expired => "d.lease_owner IS NOT NULL AND d.lease_expires_at < $2",
+    let Some(pick) = claimable_sql(matches!(conn, DbConn::Pg(_)), which, scope) else {
+        return Ok(Vec::new());
     };
-    // $1 owner, $2 now, $3 limit, $4 lease expiry (SQLite numbers its `?` the same way).
-    // In a cluster only the endpoint's owner sends its deliveries.
-    let owned = match conn {
-        DbConn::Pg(_) => {
-            "AND EXISTS (SELECT 1 FROM endpoint_owners o WHERE o.endpoint_id = d.endpoint_id \
-             AND o.owner = $1 AND o.expires_at > $2)"
-        }
-        DbConn::Sqlite(_) => "",
-    };
-    let scoped = match scope {
-        ClaimScope::AllBut(full) => {
-            let skipped: Vec<String> =
-                full.iter().filter(|id| generated_id(id)).map(|id| format!("'{id}'")).collect();
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
-            }
-        }
-        ClaimScope::Only(id) if generated_id(id) => format!("AND d.endpoint_id = '{id}'"),
-        ClaimScope::Only(_) => return Ok(Vec::new()),
-    };
-    // A FIFO endpoint's delivery is claimable only at the head of its queue (the lowest
-    // event seq still pending) and while none of its others is held: one at a time, in order,
-    // across retries, restarts and replays.
-    let fifo = "AND (e.ordering <> 'fifo' OR (\
-         d.event_seq = (SELECT MIN(q.event_seq) FROM deliveries q \
-           WHERE q.endpoint_id = d.endpoint_id AND q.status = 'pending') \
-         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.endpoint_id = d.endpoint_id \
-           AND f.status = 'pending' AND f.id <> d.id AND f.lease_owner IS NOT NULL AND f.lease_expires_at >= $2)))";
-    let pick = format!(
-        "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
-         WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
-         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} {fifo} \
-         ORDER BY d.next_attempt_at LIMIT $3"
-    );
+    // $4: the lease's expiry, beside the query's $1 to $3.
     let update = |pick: &str| {
         format!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $4 WHERE id IN ({pick}) RETURNING id"
@@ -433,6 +397,50 @@ pub fn claim_due(
         })?,
     };
     Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// The query of the deliveries a claim takes, oldest due first: $1 owner, $2 now, $3 limit
+/// (SQLite numbers its `?` the same way). `None` when the scope names no endpoint that can
+/// be in SQL.
+fn claimable_sql(postgres: bool, which: Claimable, scope: ClaimScope) -> Option<String> {
+    let lease_condition = match which {
+        Claimable::Unleased => "d.lease_owner IS NULL",
+        Claimable::Expired => "d.lease_owner IS NOT NULL AND d.lease_expires_at < $2",
+    };
+    // In a cluster only the endpoint's owner sends its deliveries.
+    let owned = if postgres {
+        "AND EXISTS (SELECT 1 FROM endpoint_owners o WHERE o.endpoint_id = d.endpoint_id \
+         AND o.owner = $1 AND o.expires_at > $2)"
+    } else {
+        ""
+    };
+    let scoped = match scope {
+        ClaimScope::AllBut(full) => {
+            let skipped: Vec<String> =
+                full.iter().filter(|id| generated_id(id)).map(|id| format!("'{id}'")).collect();
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
+            }
+        }
+        ClaimScope::Only(id) if generated_id(id) => format!("AND d.endpoint_id = '{id}'"),
+        ClaimScope::Only(_) => return None,
+    };
+    // A FIFO endpoint's delivery is claimable only at the head of its queue (the lowest
+    // event seq still pending) and while none of its others is held: one at a time, in order,
+    // across retries, restarts and replays.
+    let fifo = "AND (e.ordering <> 'fifo' OR (\
+         d.event_seq = (SELECT MIN(q.event_seq) FROM deliveries q \
+           WHERE q.endpoint_id = d.endpoint_id AND q.status = 'pending') \
+         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.endpoint_id = d.endpoint_id \
+           AND f.status = 'pending' AND f.id <> d.id AND f.lease_owner IS NOT NULL AND f.lease_expires_at >= $2)))";
+    Some(format!(
+        "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.status = 'pending' AND {lease_condition} AND d.next_attempt_at <= $2 \
+         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} {fifo} \
+         ORDER BY d.next_attempt_at LIMIT $3"
+    ))
 }
 
 /// Makes the head of each active FIFO endpoint's queue due, when it waits undated behind

@@ -210,56 +210,18 @@ impl PublishTxn {
                 continue;
             };
             self.last_seq = Some(event.seq);
-            let targets = match only {
-                // Read again inside the transaction: a test event never reaches an endpoint
-                // deleted or disabled since the request looked it up.
-                Some(ep) => match endpoints::find_any(c, &ep.id)? {
-                    Some(current)
-                        if current.status == EndpointStatus::Active && current.deleted_at.is_none() =>
-                    {
-                        vec![current]
-                    }
-                    _ => {
-                        return Err(StoreError::Conflict(
-                            "The endpoint was deleted or disabled meanwhile".into(),
-                        ));
-                    }
-                },
-                None => {
-                    if !self.endpoints.contains_key(&new.org_id) {
-                        let active = endpoints::active(c, &new.org_id)?;
-                        self.endpoints
-                            .insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
-                    }
-                    let mut envelope = None;
-                    self.endpoints[&new.org_id]
-                        .iter()
-                        .filter(|s| s.takes(new, &event, &mut envelope))
-                        .map(|s| s.endpoint.clone())
-                        .collect()
-                }
-            };
-            let first = rows.len();
+            let targets = self.targets(c, new, only.as_ref(), &event)?;
             for ep in &targets {
-                // A FIFO endpoint's deliveries are claimed one at a time, by the scheduler,
-                // when each heads its queue.
-                let held = lease.covers(&ep.id) && !ep.fifo();
-                self.unheld |= !held;
-                let mut row = NewDelivery::pending(&event, &ep.id, new.created_at, held.then_some(lease));
-                if ep.fifo() {
-                    // Queued behind the head: due only once it heads the queue.
-                    row.next_attempt_at = None;
-                }
-                rows.push(row);
+                rows.push(self.new_delivery(&event, new.created_at, ep, lease));
             }
-            created.push(Some((event, first, targets)));
+            created.push(Some((event, targets)));
         }
         insert_deliveries(c, &rows)?;
         let mut rows = rows.into_iter().map(NewDelivery::into_delivery);
         let mut published = Vec::with_capacity(items.len());
         for ((new, _), made) in items.iter().zip(created) {
             published.push(match made {
-                Some((event, _, targets)) => {
+                Some((event, targets)) => {
                     let deliveries = rows.by_ref().take(targets.len()).zip(targets).collect();
                     Published::Created { event, deliveries }
                 }
@@ -272,6 +234,51 @@ impl PublishTxn {
             });
         }
         Ok(published)
+    }
+
+    /// The endpoints a new event goes to: the one named (test events), or every active
+    /// endpoint of its organisation that takes it.
+    fn targets(
+        &mut self,
+        c: &mut DbConn,
+        new: &NewEvent,
+        only: Option<&Endpoint>,
+        event: &Event,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        if let Some(ep) = only {
+            // Read again inside the transaction: a test event never reaches an endpoint
+            // deleted or disabled since the request looked it up.
+            return match endpoints::find_any(c, &ep.id)? {
+                Some(current) if current.status == EndpointStatus::Active && current.deleted_at.is_none() => {
+                    Ok(vec![current])
+                }
+                _ => Err(StoreError::Conflict("The endpoint was deleted or disabled meanwhile".into())),
+            };
+        }
+        if !self.endpoints.contains_key(&new.org_id) {
+            let active = endpoints::active(c, &new.org_id)?;
+            self.endpoints.insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
+        }
+        let mut envelope = None;
+        Ok(self.endpoints[&new.org_id]
+            .iter()
+            .filter(|s| s.takes(new, event, &mut envelope))
+            .map(|s| s.endpoint.clone())
+            .collect())
+    }
+
+    /// The delivery of `event` to `ep`: held by this node under `lease` when it owns the
+    /// endpoint, unless the endpoint is FIFO (the scheduler claims those one at a time, as
+    /// each heads its queue).
+    fn new_delivery(&mut self, event: &Event, now: i64, ep: &Endpoint, lease: &Lease) -> NewDelivery {
+        let held = lease.covers(&ep.id) && !ep.fifo();
+        self.unheld |= !held;
+        let mut row = NewDelivery::pending(event, &ep.id, now, held.then_some(lease));
+        if ep.fifo() {
+            // Queued behind the head: due only once it heads the queue.
+            row.next_attempt_at = None;
+        }
+        row
     }
 
     /// Tells other nodes' streams, at commit, how far the sequence has gone.
