@@ -1,6 +1,9 @@
 //! All SQL lives here. One connection type over PostgreSQL and SQLite, an r2d2 pool that
 //! picks the backend from the URL, embedded migrations, and `Db::run`, which moves every
 //! query off the actix worker threads.
+//!
+//! The store knows nothing of HTTP: its functions answer `StoreError`, which the API maps
+//! to statuses in one place (`crate::error`).
 
 /// Inserts many rows: one multi-row statement on PostgreSQL; row by row on SQLite, whose
 /// diesel batch insert opens a transaction of its own (and herald is already in one).
