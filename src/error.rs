@@ -3,9 +3,11 @@
 //! - `ApiError` is the only error a request handler or extractor returns. It renders as the
 //!   JSON of DESIGN section 4 (`code`, `message`, `issues`) with its status. Internal causes
 //!   are logged with the request id and never reach the client.
-//! - Store functions return `ApiError` too (through `From<diesel::result::Error>`), so a
-//!   handler can use `?` across the store boundary; a missing row is `NOT_FOUND`, a lost
-//!   database is `UNAVAILABLE`, anything else `INTERNAL_ERROR`.
+//! - Store functions return `store::StoreError`, which knows nothing of HTTP. It becomes an
+//!   `ApiError` in one place (`From<StoreError>` below), so a handler can use `?` across the
+//!   store boundary: a missing row is `NOT_FOUND`, a lost race or a taken name `CONFLICT`, a
+//!   reached quota `FORBIDDEN`, a lost database `UNAVAILABLE`, anything else
+//!   `INTERNAL_ERROR`. Actors and start-up code read `StoreError` as it is.
 //! - Start-up and CLI code return `String` messages that name the setting or step that failed.
 
 use std::fmt;
@@ -14,6 +16,8 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Issue {
@@ -148,34 +152,15 @@ impl ResponseError for ApiError {
     }
 }
 
-impl From<diesel::result::Error> for ApiError {
-    fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
+/// The one place where a store failure becomes an HTTP answer.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            Error::NotFound => ApiError::not_found("Resource"),
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                log::warn!("database connection lost: {}", info.message());
-                ApiError::unavailable()
-            }
-            // libpq reports a server that went away mid-query as an unknown error.
-            Error::DatabaseError(DatabaseErrorKind::Unknown, info) if lost_connection(info.message()) => {
-                log::warn!("database connection lost: {}", info.message());
-                ApiError::unavailable()
-            }
-            other => ApiError::internal(format!("database error: {other}")),
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict(message) => ApiError::conflict(message),
+            StoreError::QuotaReached(message) => ApiError::forbidden(message),
+            StoreError::Unavailable => ApiError::unavailable(),
+            StoreError::Other(detail) => ApiError::internal(detail),
         }
     }
-}
-
-fn lost_connection(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    [
-        "server closed the connection",
-        "terminating connection",
-        "connection refused",
-        "no connection to the server",
-        "could not connect",
-    ]
-    .iter()
-    .any(|needle| m.contains(needle))
 }

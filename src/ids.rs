@@ -58,9 +58,11 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
-pub fn url_safe_token(bytes: &[u8]) -> String {
+/// A secret token: `prefix`, `_`, then `N` random bytes in URL-safe base64 (API keys,
+/// session cookies, stream tokens).
+pub fn secret_token<const N: usize>(prefix: &str) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    format!("{prefix}_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random::<N>()))
 }
 
 #[cfg(test)]
@@ -80,6 +82,14 @@ mod tests {
     fn ids_made_quickly_still_increase() {
         let ids: Vec<String> = (0..10_000).map(|_| new_id("x")).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn secret_tokens_carry_their_prefix_and_all_their_bytes() {
+        let token = secret_token::<32>("hk");
+        assert!(token.starts_with("hk_"));
+        assert_eq!(token.len(), 3 + 43);
+        assert_ne!(token, secret_token::<32>("hk"));
     }
 
     #[test]

@@ -146,18 +146,8 @@ impl RefGraph {
             let here = format!("{at}/{}", escape(key));
             match key.as_str() {
                 "$ref" => {
-                    let target =
-                        v.as_str().ok_or_else(|| format!("{}: $ref must be a string", show(&here)))?;
-                    let pointer = local_pointer(target).ok_or_else(|| {
-                        format!(
-                            "{}: only references inside the schema (\"#/$defs/…\") are allowed",
-                            show(&here)
-                        )
-                    })?;
-                    if root.pointer(&pointer).is_none() {
-                        return Err(format!("{}: {target} does not exist in the schema", show(&here)));
-                    }
-                    self.refs.push((here.clone(), pointer.clone()));
+                    let pointer = local_ref(root, v, &here)?;
+                    self.refs.push((here, pointer.clone()));
                     in_place.push(pointer);
                 }
                 "$dynamicRef" | "$recursiveRef" => {
@@ -166,49 +156,68 @@ impl RefGraph {
                 "$id" if !at.is_empty() => {
                     return Err(format!("{}: $id is allowed only at the top of the schema", show(&here)));
                 }
-                k if IN_PLACE_ONE.contains(&k) => {
-                    in_place.push(here.clone());
-                    self.visit(root, v, here)?;
-                }
-                k if IN_PLACE_MANY.contains(&k) => {
-                    for (i, sub) in v.as_array().into_iter().flatten().enumerate() {
-                        in_place.push(format!("{here}/{i}"));
-                        self.visit(root, sub, format!("{here}/{i}"))?;
-                    }
-                }
-                k if IN_PLACE_MAP.contains(&k) => {
-                    // `dependencies` (draft 7) also takes arrays of names: those are not schemas.
-                    for (name, sub) in v.as_object().into_iter().flatten().filter(|(_, s)| !s.is_array()) {
-                        let p = format!("{here}/{}", escape(name));
-                        in_place.push(p.clone());
-                        self.visit(root, sub, p)?;
-                    }
-                }
-                k if DESCENDING_ONE.contains(&k) && (v.is_object() || v.is_boolean()) => {
-                    self.visit(root, v, here)?;
-                }
-                k if DESCENDING_MANY.contains(&k)
-                    || DEFINITIONS.contains(&k)
-                    || DESCENDING_MAP.contains(&k) =>
-                {
-                    match v {
-                        Value::Array(items) => {
-                            for (i, sub) in items.iter().enumerate() {
-                                self.visit(root, sub, format!("{here}/{i}"))?;
-                            }
-                        }
-                        Value::Object(map) => {
-                            for (name, sub) in map {
-                                self.visit(root, sub, format!("{here}/{}", escape(name)))?;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                _ => {}
+                k => in_place.extend(self.visit_keyword(root, k, v, here)?),
             }
         }
         self.in_place.insert(at, in_place);
+        Ok(())
+    }
+
+    /// Visits the schemas under keyword `k` (standing at `here`); answers the ones that
+    /// apply in place.
+    fn visit_keyword(
+        &mut self,
+        root: &Value,
+        k: &str,
+        v: &Value,
+        here: String,
+    ) -> Result<Vec<String>, String> {
+        let mut in_place = Vec::new();
+        match k {
+            k if IN_PLACE_ONE.contains(&k) => {
+                in_place.push(here.clone());
+                self.visit(root, v, here)?;
+            }
+            k if IN_PLACE_MANY.contains(&k) => {
+                for (i, sub) in v.as_array().into_iter().flatten().enumerate() {
+                    in_place.push(format!("{here}/{i}"));
+                    self.visit(root, sub, format!("{here}/{i}"))?;
+                }
+            }
+            k if IN_PLACE_MAP.contains(&k) => {
+                // `dependencies` (draft 7) also takes arrays of names: those are not schemas.
+                for (name, sub) in v.as_object().into_iter().flatten().filter(|(_, s)| !s.is_array()) {
+                    let p = format!("{here}/{}", escape(name));
+                    in_place.push(p.clone());
+                    self.visit(root, sub, p)?;
+                }
+            }
+            k if DESCENDING_ONE.contains(&k) && (v.is_object() || v.is_boolean()) => {
+                self.visit(root, v, here)?;
+            }
+            k if DESCENDING_MANY.contains(&k) || DEFINITIONS.contains(&k) || DESCENDING_MAP.contains(&k) => {
+                self.visit_each(root, v, &here)?;
+            }
+            _ => {}
+        }
+        Ok(in_place)
+    }
+
+    /// Visits every schema of an array or an object of schemas.
+    fn visit_each(&mut self, root: &Value, v: &Value, here: &str) -> Result<(), String> {
+        match v {
+            Value::Array(items) => {
+                for (i, sub) in items.iter().enumerate() {
+                    self.visit(root, sub, format!("{here}/{i}"))?;
+                }
+            }
+            Value::Object(map) => {
+                for (name, sub) in map {
+                    self.visit(root, sub, format!("{here}/{}", escape(name)))?;
+                }
+            }
+            _ => {}
+        }
         Ok(())
     }
 
@@ -258,6 +267,18 @@ impl RefGraph {
         done.insert(at, total);
         Ok(total)
     }
+}
+
+/// The JSON pointer a `$ref` (standing at `here`) names: local, and to a place that exists.
+fn local_ref(root: &Value, v: &Value, here: &str) -> Result<String, String> {
+    let target = v.as_str().ok_or_else(|| format!("{}: $ref must be a string", show(here)))?;
+    let pointer = local_pointer(target).ok_or_else(|| {
+        format!("{}: only references inside the schema (\"#/$defs/…\") are allowed", show(here))
+    })?;
+    if root.pointer(&pointer).is_none() {
+        return Err(format!("{}: {target} does not exist in the schema", show(here)));
+    }
+    Ok(pointer)
 }
 
 /// `#` or `#/a/b` as a JSON pointer (percent-decoded); anything else leaves the document.

@@ -7,6 +7,7 @@ pub mod client_commands;
 pub mod config;
 pub mod dashboard;
 pub mod delivery;
+pub mod domain;
 pub mod error;
 pub mod ids;
 pub mod json_schema;

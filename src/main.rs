@@ -4,9 +4,8 @@
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use herald::api::admin::issue_key;
 use herald::client_commands::{self, ListenArgs, PublishArgs, Remote, TailArgs};
-use herald::store::{Db, orgs};
+use herald::store::{Db, api_keys, orgs};
 use herald::{Application, Settings};
 
 const SETTINGS_HELP: &str = "Settings: config/default.toml < config/$HERALD_ENV.toml < HERALD_* variables
@@ -151,11 +150,11 @@ fn create_key(org_name: &str) -> Result<(), String> {
     let settings = Settings::load()?;
     let db = Db::connect(&settings.database.url, 1)?;
     db.migrate()?;
-    let mut conn = db.get().map_err(|e| e.message)?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
     let org = orgs::find_by_name(&mut conn, org_name)
-        .map_err(|e| e.message)?
+        .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no organisation named {org_name:?}"))?;
-    let key = issue_key(&mut conn, &org.id).map_err(|e| e.message)?;
+    let key = api_keys::issue(&mut conn, &org.id).map_err(|e| e.to_string())?;
     println!("{}", key.key);
     Ok(())
 }
@@ -164,8 +163,8 @@ fn revoke_key(id: &str) -> Result<(), String> {
     let settings = Settings::load()?;
     let db = Db::connect(&settings.database.url, 1)?;
     db.migrate()?;
-    let mut conn = db.get().map_err(|e| e.message)?;
-    match herald::store::api_keys::revoke_any(&mut conn, id, herald::ids::now_ms()).map_err(|e| e.message)? {
+    let mut conn = db.get().map_err(|e| e.to_string())?;
+    match api_keys::revoke_any(&mut conn, id, herald::ids::now_ms()).map_err(|e| e.to_string())? {
         Some(org) => {
             println!("revoked {id} (organisation {org}); every node refuses it within a second");
             Ok(())
@@ -182,7 +181,7 @@ fn reencrypt() -> Result<(), String> {
     db.migrate()?;
     let dir = herald::startup::data_dir(&settings.database.url);
     let cipher = herald::secrets::Cipher::load(settings.security.encryption_keys.expose(), &dir)?;
-    let mut conn = db.get().map_err(|e| e.message)?;
+    let mut conn = db.get().map_err(|e| e.to_string())?;
     let done = herald::store::sealed::check_all(&mut conn, &cipher, true)?;
     println!(
         "{} endpoint and source row(s) checked, {} secret value(s) rewritten under key {}",

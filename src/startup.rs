@@ -11,15 +11,13 @@ use actix_web::{App, HttpServer, web};
 use crate::actors::Engine;
 use crate::actors::inbound::Inbound;
 use crate::api;
-use crate::api::admin::issue_key;
 use crate::config::Settings;
-use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::metrics::Metrics;
 use crate::secrets::Cipher;
 use crate::state::AppState;
 use crate::store::orgs::{self, Org};
-use crate::store::{Db, DbConn};
+use crate::store::{Db, DbConn, StoreError};
 
 /// How long shutdown waits for buffered delivery results to be written.
 const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -57,17 +55,7 @@ impl Application {
         let settings = Arc::new(settings);
         let db = open_database(&settings).await?;
         let cipher = Arc::new(open_secrets(&settings, &db).await?);
-        let (bootstrap_key, committed_seq) = {
-            let (db, limit) = (db.clone(), settings.limits.rate_limit_per_minute);
-            web::block(move || -> Result<(Option<String>, i64), String> {
-                let mut conn = db.get().map_err(|e| e.message)?;
-                let key = bootstrap(&mut conn, limit).map_err(|e| e.message)?;
-                let seq = crate::store::events::max_seq(&mut conn).map_err(|e| e.message)?;
-                Ok((key, seq))
-            })
-            .await
-            .map_err(|e| e.to_string())??
-        };
+        let (bootstrap_key, committed_seq) = first_start(&db, settings.limits.rate_limit_per_minute).await?;
 
         let address = (settings.server.host.as_str(), settings.server.port);
         let listener = TcpListener::bind(address).map_err(|e| {
@@ -87,44 +75,8 @@ impl Application {
             inbound: actix::Actor::start(Inbound::new(engine.clone())),
             engine,
         });
-        let app_state = state.clone();
-        let max_body = settings.limits.max_body_bytes;
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .wrap(from_fn(api::idempotency::guard))
-                .wrap(api::middleware::panic_reporter())
-                .wrap(actix_web_lab::middleware::CatchPanic::default())
-                .wrap(from_fn(api::middleware::outer))
-                .configure(api::configure)
-                .configure(extra_routes)
-                .default_service(web::to(api::not_found))
-        })
-        // Streams cut off a client that does not read by shutting its socket down.
-        .on_connect(|conn, data| {
-            use std::os::fd::AsRawFd;
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                data.insert(crate::actors::stream_actor::ConnSocket(tcp.as_raw_fd()));
-            }
-        })
-        .listen(listener)
-        .map_err(|e| e.to_string())?
-        // Signals are handled in `run_until_stopped`, which closes streams before draining.
-        .disable_signals()
-        // A connection's write buffer starts at 8 KiB; streams hand over at most
-        // `stream_actor::MAX_WRITE` at a time, so at this limit it never grows, and thousands
-        // of open streams stay at their first allocation.
-        .h1_write_buffer_size(crate::actors::stream_actor::MAX_WRITE)
-        // A client that hangs up ends its request's work at once (an idempotency key it
-        // held is released, a `?wait=true` waiter removed) instead of when the answer is
-        // finally written to nobody.
-        .h1_allow_half_closed(false)
-        .shutdown_timeout(SHUTDOWN_DRAIN.as_secs());
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers.max(1));
-        }
-        Ok(Self { port, server: server.run(), bootstrap_key, state })
+        let server = http_server(state.clone(), &settings, listener, extra_routes)?;
+        Ok(Self { port, server, bootstrap_key, state })
     }
 
     pub fn port(&self) -> u16 {
@@ -152,6 +104,66 @@ impl Application {
     }
 }
 
+/// On first start with an empty database, the `default` organisation and its key (the
+/// key is answered, to be printed once); and the highest sequence number committed so far.
+async fn first_start(db: &Db, rate_limit: u32) -> Result<(Option<String>, i64), String> {
+    let db = db.clone();
+    web::block(move || -> Result<(Option<String>, i64), String> {
+        let mut conn = db.get().map_err(|e| e.to_string())?;
+        let key = bootstrap(&mut conn, rate_limit).map_err(|e| e.to_string())?;
+        let seq = crate::store::events::max_seq(&mut conn).map_err(|e| e.to_string())?;
+        Ok((key, seq))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The HTTP server on `listener`: every route behind the middleware, started.
+fn http_server(
+    app_state: web::Data<AppState>,
+    settings: &Settings,
+    listener: TcpListener,
+    extra_routes: fn(&mut web::ServiceConfig),
+) -> Result<Server, String> {
+    let max_body = settings.limits.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap(from_fn(api::idempotency::guard))
+            .wrap(api::middleware::panic_reporter())
+            .wrap(actix_web_lab::middleware::CatchPanic::default())
+            .wrap(from_fn(api::middleware::outer))
+            .configure(api::configure)
+            .configure(extra_routes)
+            .default_service(web::to(api::not_found))
+    })
+    // Streams cut off a client that does not read by shutting its socket down.
+    .on_connect(|conn, data| {
+        use std::os::fd::AsRawFd;
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            data.insert(crate::actors::stream_actor::ConnSocket(tcp.as_raw_fd()));
+        }
+    })
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    // Signals are handled in `run_until_stopped`, which closes streams before draining.
+    .disable_signals()
+    // A connection's write buffer starts at 8 KiB; streams hand over at most
+    // `stream_actor::MAX_WRITE` at a time, so at this limit it never grows, and thousands
+    // of open streams stay at their first allocation.
+    .h1_write_buffer_size(crate::actors::stream_actor::MAX_WRITE)
+    // A client that hangs up ends its request's work at once (an idempotency key it
+    // held is released, a `?wait=true` waiter removed) instead of when the answer is
+    // finally written to nobody.
+    .h1_allow_half_closed(false)
+    .shutdown_timeout(SHUTDOWN_DRAIN.as_secs());
+    if let Some(workers) = settings.server.workers {
+        server = server.workers(workers.max(1));
+    }
+    Ok(server.run())
+}
+
 /// The node's keys for secrets at rest, checked against what the database holds (a node
 /// that cannot decrypt it refuses to start); plaintext from before encryption is sealed.
 async fn open_secrets(settings: &Settings, db: &Db) -> Result<Cipher, String> {
@@ -160,7 +172,7 @@ async fn open_secrets(settings: &Settings, db: &Db) -> Result<Cipher, String> {
     let db = db.clone();
     web::block(move || {
         let cipher = Cipher::load(&configured, &dir)?;
-        let mut conn = db.get().map_err(|e| e.message)?;
+        let mut conn = db.get().map_err(|e| e.to_string())?;
         let done = crate::store::sealed::check_all(&mut conn, &cipher, false)?;
         if done.rewritten > 0 {
             log::info!("encrypted {} stored secret(s) that were kept as plaintext", done.rewritten);
@@ -207,7 +219,7 @@ pub async fn open_database(settings: &Settings) -> Result<Db, String> {
 }
 
 /// On first start with an empty database, creates organisation `default` and one key.
-fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiError> {
+fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, StoreError> {
     if orgs::count(conn)? > 0 {
         return Ok(None);
     }
@@ -215,10 +227,10 @@ fn bootstrap(conn: &mut DbConn, rate_limit: u32) -> Result<Option<String>, ApiEr
     match orgs::insert(conn, &org) {
         Ok(()) => {}
         // Another node starting at the same moment won the race.
-        Err(e) if e.code == "CONFLICT" => return Ok(None),
+        Err(StoreError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e),
     }
-    Ok(Some(issue_key(conn, &org.id)?.key))
+    Ok(Some(crate::store::api_keys::issue(conn, &org.id)?.key))
 }
 
 /// SIGTERM or SIGINT (Ctrl-C).

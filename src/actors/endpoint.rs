@@ -16,7 +16,7 @@ use super::writer::ResultWriter;
 use super::{DeliveryContext, EndpointSnapshot, Job};
 use crate::delivery::circuit::{Admission, CircuitBreaker, CircuitState};
 use crate::delivery::retry::{AttemptOutcome, classify, jitter, parse_retry_after};
-use crate::delivery::sender::{SendOutcome, send};
+use crate::delivery::sender::{SendOutcome, is_reserved_header, send};
 use crate::delivery::signing::signature_headers;
 use crate::ids::now_ms;
 use crate::store::deliveries::{self, AttemptRow, DeliveryUpdate, NextState};
@@ -24,8 +24,6 @@ use crate::store::endpoints::CircuitUpdate;
 
 /// Deliveries claimed at most per refill.
 const MAX_REFILL: i64 = 500;
-/// Headers an endpoint's own `headers` may not replace.
-const RESERVED_HEADERS: &[&str] = &["content-type", "user-agent", "content-length", "host"];
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -118,7 +116,7 @@ impl EndpointActor {
     ) -> Self {
         let mut breaker = CircuitBreaker::new(&ctx.circuit);
         breaker.consecutive_failures = cfg.consecutive_failures;
-        if cfg.circuit_state != "closed" {
+        if cfg.circuit_state != CircuitState::Closed {
             breaker.state = CircuitState::Open;
             breaker.open_until = Some(cfg.circuit_open_until.unwrap_or(0));
         }
@@ -160,7 +158,7 @@ impl EndpointActor {
         let expires_at = now_ms() + self.ctx.lease_ms();
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::renew_ids(conn, &owner, &ids, expires_at)).await {
-                log::warn!("renewing leases failed: {}", e.message);
+                log::warn!("renewing leases failed: {}", e);
             }
         });
     }
@@ -178,7 +176,7 @@ impl EndpointActor {
         let (db, owner) = (ctx.db.clone(), ctx.node_id.clone());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::release_ids(conn, &owner, &ids)).await {
-                log::warn!("could not release leases: {}", e.message);
+                log::warn!("could not release leases: {}", e);
             }
         });
     }
@@ -312,10 +310,7 @@ impl EndpointActor {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
         for (name, value) in &self.cfg.headers {
-            let lower = name.to_ascii_lowercase();
-            if !RESERVED_HEADERS.contains(&lower.as_str())
-                && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name))
-            {
+            if !is_reserved_header(name) && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
                 headers.push((name.clone(), value.clone()));
             }
         }
@@ -335,29 +330,8 @@ impl EndpointActor {
         self.held_bytes -= job.body.len();
         self.held.remove(&job.delivery_id);
         let now = now_ms();
-        let attempt = job.attempt_count + 1;
         let before = self.breaker.state(now);
-        let class = if outcome.refused { AttemptOutcome::Failed } else { classify(outcome.status) };
-        let (next, summary_status) = match class {
-            AttemptOutcome::Succeeded => {
-                self.breaker.on_success();
-                (NextState::Succeeded, "succeeded")
-            }
-            AttemptOutcome::Failed => {
-                self.breaker.on_non_retriable();
-                (NextState::Failed, "failed")
-            }
-            AttemptOutcome::Retriable => {
-                self.breaker.on_retriable_failure(now, &self.ctx.circuit);
-                let retry_after =
-                    outcome.retry_after.as_deref().and_then(|v| parse_retry_after(v, now / 1000));
-                let made = (attempt - job.retry_base).max(1) as u32;
-                match self.ctx.retry.next_delay(made, retry_after, jitter()) {
-                    Some(delay) => (NextState::Retry(now + delay.as_millis() as i64), "pending"),
-                    None => (NextState::Dead, "dead"),
-                }
-            }
-        };
+        let next = self.judge(&job, &outcome, now);
         self.count_outcome(&next, outcome.duration_ms);
         let after = self.breaker.state(now);
         if before != after {
@@ -369,16 +343,61 @@ impl EndpointActor {
         self.ctx.waiters.notify(
             &job.delivery_id,
             AttemptSummary {
-                status: summary_status,
-                attempt_count: attempt,
+                status: next.status(),
+                attempt_count: job.attempt_count + 1,
                 status_code: outcome.status,
                 error: outcome.error.clone(),
             },
         );
+        self.record(job, started_at, outcome, next, after, now);
+        if after == CircuitState::Open
+            && let Some(until) = self.breaker.open_until
+        {
+            self.release_queue(until);
+        }
+    }
+
+    /// What an attempt's outcome makes of its delivery, told to the circuit breaker: done,
+    /// failed for good, or retried on the schedule (dead once it runs out).
+    fn judge(&mut self, job: &Job, outcome: &SendOutcome, now: i64) -> NextState {
+        let class = if outcome.refused { AttemptOutcome::Failed } else { classify(outcome.status) };
+        match class {
+            AttemptOutcome::Succeeded => {
+                self.breaker.on_success();
+                NextState::Succeeded
+            }
+            AttemptOutcome::Failed => {
+                self.breaker.on_non_retriable();
+                NextState::Failed
+            }
+            AttemptOutcome::Retriable => {
+                self.breaker.on_retriable_failure(now, &self.ctx.circuit);
+                let retry_after =
+                    outcome.retry_after.as_deref().and_then(|v| parse_retry_after(v, now / 1000));
+                let made = (job.attempt_count + 1 - job.retry_base).max(1) as u32;
+                match self.ctx.retry.next_delay(made, retry_after, jitter()) {
+                    Some(delay) => NextState::Retry(now + delay.as_millis() as i64),
+                    None => NextState::Dead,
+                }
+            }
+        }
+    }
+
+    /// Hands the attempt, the delivery's next state and the circuit (now `after`) to the
+    /// result writer.
+    fn record(
+        &self,
+        job: Job,
+        started_at: i64,
+        outcome: SendOutcome,
+        next: NextState,
+        after: CircuitState,
+        now: i64,
+    ) {
         let row = AttemptRow {
             id: 0,
             delivery_id: job.delivery_id.clone(),
-            attempt,
+            attempt: job.attempt_count + 1,
             started_at,
             duration_ms: outcome.duration_ms,
             status_code: outcome.status.map(i32::from),
@@ -386,25 +405,19 @@ impl EndpointActor {
             error: outcome.error,
         };
         let succeeded = matches!(next, NextState::Succeeded);
-        let failed = !succeeded;
         let circuit = CircuitUpdate {
             endpoint_id: self.cfg.id.clone(),
-            state: after.as_str(),
+            state: after,
             consecutive_failures: self.breaker.consecutive_failures as i32,
             open_until: self.breaker.open_until.filter(|_| after != CircuitState::Closed),
             succeeded_at: succeeded.then_some(now),
-            failed_at: failed.then_some(now),
+            failed_at: (!succeeded).then_some(now),
         };
         self.writer.do_send(Record {
             updates: vec![DeliveryUpdate { delivery_id: job.delivery_id, attempt: Some(row), next }],
             circuit: Some(circuit),
             wake_scheduler: self.cfg.fifo,
         });
-        if after == CircuitState::Open
-            && let Some(until) = self.breaker.open_until
-        {
-            self.release_queue(until);
-        }
     }
 
     fn circuit_changed(&mut self, before: CircuitState, after: CircuitState) {

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::Engine;
-use crate::error::ApiError;
+use crate::store::StoreError;
 use crate::store::events::{NewEvent, Published};
 use crate::store::sources::{self, Accepted, Receipt};
 
@@ -21,7 +21,7 @@ pub struct InboundAnswer {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<InboundAnswer, ApiError>")]
+#[rtype(result = "Result<InboundAnswer, StoreError>")]
 pub struct Ingest {
     pub receipt: Receipt,
     pub event: NewEvent,
@@ -29,7 +29,7 @@ pub struct Ingest {
 
 struct Pending {
     msg: Ingest,
-    reply: oneshot::Sender<Result<InboundAnswer, ApiError>>,
+    reply: oneshot::Sender<Result<InboundAnswer, StoreError>>,
 }
 
 pub struct Inbound {
@@ -46,10 +46,10 @@ impl Inbound {
     fn process(&mut self, key: String, ctx: &mut Context<Self>) {
         let Some(head) = self.queues.get(&key).and_then(|q| q.front()) else { return };
         let (receipt, event) = (head.msg.receipt.clone(), head.msg.event.clone());
-        let ctx_engine = self.engine.ctx.clone();
+        let delivery_ctx = self.engine.ctx.clone();
         let work = async move {
-            let lease = ctx_engine.lease();
-            ctx_engine.db.run(move |conn| sources::accept(conn, receipt, &event, &lease)).await
+            let lease = delivery_ctx.lease();
+            delivery_ctx.db.run(move |conn| sources::accept(conn, receipt, &event, &lease)).await
         };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             let answer = result.map(|accepted| match accepted {
@@ -82,7 +82,7 @@ impl Actor for Inbound {
 }
 
 impl Handler<Ingest> for Inbound {
-    type Result = ResponseFuture<Result<InboundAnswer, ApiError>>;
+    type Result = ResponseFuture<Result<InboundAnswer, StoreError>>;
 
     fn handle(&mut self, msg: Ingest, ctx: &mut Context<Self>) -> Self::Result {
         let key = format!(
@@ -97,7 +97,7 @@ impl Handler<Ingest> for Inbound {
             self.process(key, ctx);
         }
         Box::pin(
-            async move { answer.await.unwrap_or_else(|_| Err(ApiError::internal("inbound actor stopped"))) },
+            async move { answer.await.unwrap_or_else(|_| Err(StoreError::other("inbound actor stopped"))) },
         )
     }
 }

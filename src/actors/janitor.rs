@@ -9,9 +9,9 @@ use actix::prelude::*;
 use prometheus_client::metrics::counter::Counter;
 
 use super::DeliveryContext;
-use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::metrics::Metrics;
+use crate::store::StoreError;
 use crate::store::{DbConn, deliveries, idempotency, retention};
 
 /// Batches per table per run at most, so one run never holds the database for long; what
@@ -35,10 +35,10 @@ impl Janitor {
             return;
         }
         self.running = true;
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let (db, metrics) = (engine.db.clone(), engine.metrics.clone());
-            let settings = engine.settings.clone();
+            let (db, metrics) = (delivery_ctx.db.clone(), delivery_ctx.metrics.clone());
+            let settings = delivery_ctx.settings.clone();
             db.run(move |conn| {
                 if retention::take_turn(conn)? {
                     let result = sweep(conn, &metrics, &settings.retention);
@@ -53,7 +53,7 @@ impl Janitor {
         ctx.spawn(work.into_actor(self).map(|result, act, _| {
             act.running = false;
             if let Err(e) = result {
-                log::warn!("retention: {}", e.message);
+                log::warn!("retention: {}", e);
             }
         }));
     }
@@ -61,7 +61,7 @@ impl Janitor {
 
 /// Repeats `batch` until it purges less than a full batch (or `MAX_BATCHES` ran), adding
 /// what it purged to `counter`.
-fn drain(counter: &Counter, mut batch: impl FnMut() -> Result<usize, ApiError>) -> Result<(), ApiError> {
+fn drain(counter: &Counter, mut batch: impl FnMut() -> Result<usize, StoreError>) -> Result<(), StoreError> {
     for _ in 0..MAX_BATCHES {
         let n = batch()?;
         counter.inc_by(n as u64);
@@ -72,7 +72,7 @@ fn drain(counter: &Counter, mut batch: impl FnMut() -> Result<usize, ApiError>) 
     Ok(())
 }
 
-fn sweep(conn: &mut DbConn, m: &Metrics, r: &crate::config::RetentionSettings) -> Result<(), ApiError> {
+fn sweep(conn: &mut DbConn, m: &Metrics, r: &crate::config::RetentionSettings) -> Result<(), StoreError> {
     let now = now_ms();
     for (org_id, own) in retention::org_retentions(conn)? {
         let cutoff = now - own.unwrap_or(r.events.as_millis() as i64);

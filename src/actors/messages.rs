@@ -5,6 +5,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::{EndpointSnapshot, Job};
+use crate::domain::DeliveryStatus;
 use crate::store::deliveries::DeliveryUpdate;
 use crate::store::endpoints::CircuitUpdate;
 
@@ -58,7 +59,7 @@ pub struct Record {
 /// The first attempt's outcome, for a publisher waiting on it.
 #[derive(Debug, Clone)]
 pub struct AttemptSummary {
-    pub status: &'static str,
+    pub status: DeliveryStatus,
     pub attempt_count: i32,
     pub status_code: Option<u16>,
     pub error: Option<String>,

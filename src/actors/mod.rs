@@ -24,19 +24,20 @@ use actix_web::web::Bytes;
 
 use crate::config::Settings;
 use crate::delivery::circuit::CircuitConfig;
+use crate::delivery::circuit::CircuitState;
 use crate::delivery::envelope::envelope;
 use crate::delivery::retry::RetryPolicy;
 use crate::delivery::signing::{SignatureScheme, secrets_in_force};
 use crate::delivery::ssrf::UrlPolicy;
-use crate::error::ApiError;
+use crate::domain::EndpointStatus;
 use crate::ids::now_ms;
 use crate::metrics::Metrics;
 use crate::secrets::Purpose;
-use crate::store::Db;
 use crate::store::deliveries::Delivery;
 use crate::store::endpoints::Endpoint;
 use crate::store::events::{Event, Lease, NewEvent, Published};
 use crate::store::notify::Note;
+use crate::store::{Db, StoreError};
 use messages::{AttemptSummary, Dispatch, EndpointGone, EndpointUpdated};
 
 /// The longest an open circuit stays open after repeated failed probes.
@@ -169,7 +170,7 @@ impl DeliveryContext {
         let (db, owner, id) = (self.db.clone(), self.node_id.clone(), endpoint_id.to_string());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await {
-                log::warn!("could not hand an endpoint back ({}); it lapses with its lease", e.message);
+                log::warn!("could not hand an endpoint back ({}); it lapses with its lease", e);
             }
         });
     }
@@ -237,7 +238,7 @@ pub struct EndpointSnapshot {
     /// The row's version: an actor takes settings only newer than what it has.
     pub version: i64,
     /// The circuit as last written, for an actor starting fresh.
-    pub circuit_state: String,
+    pub circuit_state: CircuitState,
     pub consecutive_failures: u32,
     pub circuit_open_until: Option<i64>,
 }
@@ -262,9 +263,9 @@ impl EndpointSnapshot {
             url: ep.url.clone(),
             // Secrets that do not open make the endpoint inactive here: its work is given
             // back to the store, never signed with an empty key.
-            active: ep.status == "active" && ep.deleted_at.is_none() && opened.0.is_some(),
+            active: ep.status == EndpointStatus::Active && ep.deleted_at.is_none() && opened.0.is_some(),
             secrets,
-            scheme: SignatureScheme::parse(&ep.signature_scheme).unwrap_or_default(),
+            scheme: ep.scheme(),
             headers,
             max_in_flight: if ep.fifo() {
                 1
@@ -274,7 +275,7 @@ impl EndpointSnapshot {
             fifo: ep.fifo(),
             rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
             version: ep.version,
-            circuit_state: ep.circuit_state.clone(),
+            circuit_state: ep.circuit_state,
             consecutive_failures: ep.consecutive_failures.max(0) as u32,
             circuit_open_until: ep.circuit_open_until,
         }
@@ -287,7 +288,7 @@ pub fn dispatches(rows: Vec<(Delivery, Event, Endpoint)>, ctx: &DeliveryContext)
     let mut bodies: HashMap<i64, Bytes> = HashMap::new();
     let mut by_endpoint: HashMap<String, Dispatch> = HashMap::new();
     for (delivery, event, endpoint) in rows {
-        let body = bodies.entry(event.seq).or_insert_with(|| envelope(&event)).clone();
+        let body = bodies.entry(event.seq).or_insert_with(|| envelope(event.envelope_fields())).clone();
         let job = Job::new(&delivery, &event.id, body);
         by_endpoint
             .entry(endpoint.id.clone())
@@ -370,18 +371,15 @@ pub struct Engine {
     pub publisher: Addr<publisher::Publisher>,
 }
 
-impl Engine {
-    /// Starts the actors on the current arbiter.
-    /// `committed_seq`: the highest event seq in the store, where live streams begin.
-    pub fn start(
+impl DeliveryContext {
+    fn new(
         db: Db,
-        settings: Arc<Settings>,
+        settings: &Arc<Settings>,
         metrics: Arc<Metrics>,
         cipher: Arc<crate::secrets::Cipher>,
-        committed_seq: i64,
     ) -> Self {
         let d = &settings.delivery;
-        let ctx = Arc::new(DeliveryContext {
+        Self {
             db,
             node_id: crate::ids::new_id("node"),
             started_at: now_ms(),
@@ -406,7 +404,21 @@ impl Engine {
                 crate::store::DatabaseUrl::parse(&settings.database.url)
                     .is_ok_and(|u| u.backend == crate::store::Backend::Postgres),
             ),
-        });
+        }
+    }
+}
+
+impl Engine {
+    /// Starts the actors on the current arbiter.
+    /// `committed_seq`: the highest event seq in the store, where live streams begin.
+    pub fn start(
+        db: Db,
+        settings: Arc<Settings>,
+        metrics: Arc<Metrics>,
+        cipher: Arc<crate::secrets::Cipher>,
+        committed_seq: i64,
+    ) -> Self {
+        let ctx = Arc::new(DeliveryContext::new(db, &settings, metrics, cipher));
         let writer = writer::ResultWriter::new(ctx.clone()).start();
         let writer_addr = writer.clone();
         let hub = stream_hub::StreamHub::launch(ctx.clone(), committed_seq);
@@ -445,7 +457,7 @@ impl Engine {
         &self,
         new: NewEvent,
         only_endpoint: Option<Endpoint>,
-    ) -> Result<Published, ApiError> {
+    ) -> Result<Published, StoreError> {
         Ok(self.publish_waiting(new, only_endpoint, false).await?.0)
     }
 
@@ -456,11 +468,11 @@ impl Engine {
         new: NewEvent,
         only_endpoint: Option<Endpoint>,
         wait: bool,
-    ) -> Result<(Published, Vec<FirstAttempt>), ApiError> {
+    ) -> Result<(Published, Vec<FirstAttempt>), StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let request = publisher::PublishRequest { event: new, only_endpoint, wait, reply };
         self.publisher.do_send(publisher::Publish(request));
-        answer.await.map_err(|_| ApiError::internal("the publisher stopped"))?
+        answer.await.map_err(|_| StoreError::other("the publisher stopped"))?
     }
 
     /// After a commit: hands a new event's deliveries to the actors and wakes the streams.
@@ -509,7 +521,7 @@ impl Engine {
                 ];
                 for (what, result) in steps {
                     if let Err(e) = result {
-                        log::warn!("shutdown: could not {what} ({}); it lapses with its lease", e.message);
+                        log::warn!("shutdown: could not {what} ({}); it lapses with its lease", e);
                     }
                 }
                 crate::store::deliveries::release_node(conn, &owner)
@@ -518,7 +530,7 @@ impl Engine {
         match released {
             Ok(n) => log::info!("shutdown: released {n} claimed deliveries"),
             Err(e) => {
-                log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e.message)
+                log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e)
             }
         }
     }

@@ -11,10 +11,9 @@ use tokio::sync::oneshot;
 
 use super::registry::Registry;
 use super::{DeliveryContext, FirstAttempt, announce, register_waiters};
-use crate::error::ApiError;
 use crate::store::endpoints::Endpoint;
 use crate::store::events::{Lease, NewEvent, PublishItem, PublishTxn, Published};
-use crate::store::{DbConn, write_txn};
+use crate::store::{DbConn, StoreError, write_txn};
 
 /// Publishes written per transaction at most.
 const MAX_BATCH: usize = 256;
@@ -24,7 +23,7 @@ pub struct PublishRequest {
     pub only_endpoint: Option<Endpoint>,
     /// Register waiters for the first attempts (`?wait=true`).
     pub wait: bool,
-    pub reply: oneshot::Sender<Result<(Published, Vec<FirstAttempt>), ApiError>>,
+    pub reply: oneshot::Sender<Result<(Published, Vec<FirstAttempt>), StoreError>>,
 }
 
 #[derive(Message)]
@@ -55,22 +54,22 @@ impl Publisher {
         self.writing = true;
         let take = self.waiting.len().min(MAX_BATCH);
         let batch: Vec<PublishRequest> = self.waiting.drain(..take).collect();
-        let (engine, registry, hub) = (self.ctx.clone(), self.registry.clone(), self.hub.clone());
+        let (delivery_ctx, registry, hub) = (self.ctx.clone(), self.registry.clone(), self.hub.clone());
         // The hand-off to the actors happens here, after the commit, whatever becomes of
         // the requests that asked: committed work is never left claimed and unsent.
         let work = async move {
-            let lease = engine.lease();
+            let lease = delivery_ctx.lease();
             let (requests, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|r| ((r.event, r.only_endpoint), (r.wait, r.reply))).unzip();
-            let result = engine.db.run(move |conn| Ok(write_batch(conn, &requests, &lease))).await;
+            let result = delivery_ctx.db.run(move |conn| Ok(write_batch(conn, &requests, &lease))).await;
             let outcomes = match result {
                 Ok(outcomes) => outcomes,
                 Err(e) => replies.iter().map(|_| Err(e.clone())).collect(),
             };
             for ((wait, reply), outcome) in replies.into_iter().zip(outcomes) {
                 let answer = outcome.map(|p| {
-                    let waits = if wait { register_waiters(&engine, &p) } else { Vec::new() };
-                    announce(&engine, &registry, &hub, &p);
+                    let waits = if wait { register_waiters(&delivery_ctx, &p) } else { Vec::new() };
+                    announce(&delivery_ctx, &registry, &hub, &p);
                     (p, waits)
                 });
                 let _ = reply.send(answer);
@@ -86,7 +85,11 @@ impl Publisher {
 /// Writes a batch in one transaction. If that fails, each publish is written again in a
 /// transaction of its own, so one that cannot be stored fails alone and the others are
 /// still answered as committed.
-fn write_batch(conn: &mut DbConn, items: &[PublishItem], lease: &Lease) -> Vec<Result<Published, ApiError>> {
+fn write_batch(
+    conn: &mut DbConn,
+    items: &[PublishItem],
+    lease: &Lease,
+) -> Vec<Result<Published, StoreError>> {
     let one_txn = |conn: &mut DbConn, items: &[PublishItem]| {
         write_txn(conn, |c| {
             let mut txn = PublishTxn::default();
@@ -97,20 +100,16 @@ fn write_batch(conn: &mut DbConn, items: &[PublishItem], lease: &Lease) -> Vec<R
     };
     match one_txn(conn, items) {
         Ok(published) => published.into_iter().map(Ok).collect(),
-        Err(e) if items.len() == 1 || e.code == "UNAVAILABLE" => {
+        Err(e) if items.len() == 1 || e == StoreError::Unavailable => {
             items.iter().map(|_| Err(e.clone())).collect()
         }
         Err(e) => {
-            log::warn!(
-                "a batch of {} publishes failed ({}); writing them one by one",
-                items.len(),
-                e.message
-            );
+            log::warn!("a batch of {} publishes failed ({}); writing them one by one", items.len(), e);
             items
                 .iter()
                 .map(|item| {
                     one_txn(conn, std::slice::from_ref(item)).and_then(|mut p| {
-                        p.pop().ok_or_else(|| ApiError::internal("publish answered nothing"))
+                        p.pop().ok_or_else(|| StoreError::other("publish answered nothing"))
                     })
                 })
                 .collect()

@@ -109,7 +109,7 @@ impl Registry {
                     act.apply(&id, snapshot);
                 }
             }
-            Err(e) => log::warn!("could not reload endpoints: {}", e.message),
+            Err(e) => log::warn!("could not reload endpoints: {}", e),
         }));
     }
 
@@ -167,13 +167,13 @@ impl Registry {
         }
         self.count_actors();
         self.recovering.extend(dead.iter().cloned());
-        let (engine, writer) = (self.ctx.clone(), self.writer.clone());
+        let (delivery_ctx, writer) = (self.ctx.clone(), self.writer.clone());
         let release = async move {
             let (tx, rx) = tokio::sync::oneshot::channel();
             writer.do_send(super::writer::Drain(tx));
             let _ = rx.await;
-            let (owner, ids) = (engine.node_id.clone(), dead.clone());
-            let released = engine
+            let (owner, ids) = (delivery_ctx.node_id.clone(), dead.clone());
+            let released = delivery_ctx
                 .db
                 .run(move |conn| {
                     let mut n = 0;
@@ -185,10 +185,9 @@ impl Registry {
                 .await;
             match released {
                 Ok(n) => log::info!("released {n} deliveries held by endpoint actors that died"),
-                Err(e) => log::warn!(
-                    "could not release a dead actor's work ({}); it lapses with its lease",
-                    e.message
-                ),
+                Err(e) => {
+                    log::warn!("could not release a dead actor's work ({}); it lapses with its lease", e)
+                }
             }
             dead
         };

@@ -88,18 +88,18 @@ impl Scheduler {
         if expired {
             self.expired_checked = Some(std::time::Instant::now());
         }
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let lease = engine.lease();
-            let full = engine.full_endpoints.list();
-            let for_dispatch = engine.clone();
-            engine
+            let lease = delivery_ctx.lease();
+            let full = delivery_ctx.full_endpoints.list();
+            let for_dispatch = delivery_ctx.clone();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let (now, scope) = (now_ms(), ClaimScope::AllBut(&full));
                     if let Err(e) = deliveries::promote_queue_heads(conn, now) {
                         // FIFO queues wait for the next round; other work goes on now.
-                        log::warn!("could not date FIFO queue heads: {}", e.message);
+                        log::warn!("could not date FIFO queue heads: {}", e);
                     }
                     let mut ids =
                         deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased, scope)?;
@@ -129,7 +129,7 @@ impl Scheduler {
                         act.claim(ctx);
                     }
                 }
-                Err(e) => log::warn!("claiming due deliveries failed: {}", e.message),
+                Err(e) => log::warn!("claiming due deliveries failed: {}", e),
             }
         }));
     }
@@ -146,12 +146,13 @@ impl Scheduler {
             return;
         }
         self.renewing = true;
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let (me, started_at, lease_ms) = (engine.node_id.clone(), engine.started_at, engine.lease_ms());
-            let cluster = engine.ownership.cluster();
-            let metrics = engine.metrics.clone();
-            engine
+            let (me, started_at, lease_ms) =
+                (delivery_ctx.node_id.clone(), delivery_ctx.started_at, delivery_ctx.lease_ms());
+            let cluster = delivery_ctx.ownership.cluster();
+            let metrics = delivery_ctx.metrics.clone();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let now = now_ms();
@@ -180,7 +181,7 @@ impl Scheduler {
             match result {
                 Ok(Some((renewed, at))) => act.owned(renewed, at, ctx),
                 Ok(None) => {}
-                Err(e) => log::warn!("renewing this node's endpoints failed: {}", e.message),
+                Err(e) => log::warn!("renewing this node's endpoints failed: {}", e),
             }
             if std::mem::take(&mut act.renew_again) {
                 act.renew_ownership(ctx);
@@ -225,11 +226,11 @@ impl Scheduler {
     /// the event commit together, and the change is conditional: however many nodes look,
     /// one disables the endpoint and publishes once.
     fn disable_failing(&self, ctx: &mut Context<Self>) {
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let work = async move {
-            let cutoff = now_ms() - engine.settings.delivery.disable_after.as_millis() as i64;
-            let lease = engine.lease();
-            engine
+            let cutoff = now_ms() - delivery_ctx.settings.delivery.disable_after.as_millis() as i64;
+            let lease = delivery_ctx.lease();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let mut disabled = Vec::new();
@@ -273,7 +274,7 @@ impl Scheduler {
                     super::announce(&act.ctx, &act.registry, &act.hub, &published);
                 }
             }
-            Err(e) => log::warn!("checking failing endpoints failed: {}", e.message),
+            Err(e) => log::warn!("checking failing endpoints failed: {}", e),
         }));
     }
 }
@@ -283,7 +284,7 @@ fn load_dispatches(
     conn: &mut crate::store::DbConn,
     ids: &[String],
     ctx: &DeliveryContext,
-) -> Result<Vec<super::messages::Dispatch>, crate::error::ApiError> {
+) -> Result<Vec<super::messages::Dispatch>, crate::store::StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -326,12 +327,12 @@ impl Handler<Refill> for Scheduler {
         if self.stopped {
             return;
         }
-        let engine = self.ctx.clone();
+        let delivery_ctx = self.ctx.clone();
         let id = msg.endpoint_id.clone();
         let work = async move {
-            let lease = engine.lease();
-            let for_dispatch = engine.clone();
-            engine
+            let lease = delivery_ctx.lease();
+            let for_dispatch = delivery_ctx.clone();
+            delivery_ctx
                 .db
                 .run(move |conn| {
                     let scope = ClaimScope::Only(&id);
@@ -351,7 +352,7 @@ impl Handler<Refill> for Scheduler {
                     claimed
                 }
                 Err(e) => {
-                    log::warn!("refilling endpoint {endpoint_id} failed: {}", e.message);
+                    log::warn!("refilling endpoint {endpoint_id} failed: {}", e);
                     0
                 }
             };

@@ -12,7 +12,7 @@
 //!
 //! Lossless resume: the actor starts at the hub's cursor H; a client resuming from
 //! `Last-Event-ID` < H is replayed `Last-Event-ID` < seq <= H from the store in pages while
-//! live events (seq > H) are held, then the held ones follow: no gap, no reordering. The
+//! live events (seq > H) are deferred, then follow: no gap, no reordering. The
 //! outbox remembers the last seq handed over, so an actor that died is replaced by one that
 //! resumes from there on the same connection.
 
@@ -361,8 +361,8 @@ pub struct StreamActor {
     replay: Option<(i64, i64)>,
     /// Live events that arrived while the replay runs (`Some` until it is done), and their
     /// frames' size.
-    held: Option<VecDeque<Arc<StreamEvent>>>,
-    held_bytes: usize,
+    deferred: Option<VecDeque<Arc<StreamEvent>>>,
+    deferred_bytes: usize,
     /// Open once the client fell behind or left: the actor stops.
     tripped: Option<Trip>,
 }
@@ -396,9 +396,9 @@ impl StreamActor {
             outbox,
             ctx,
             hub,
-            held: replay.map(|_| VecDeque::new()),
+            deferred: replay.map(|_| VecDeque::new()),
             replay,
-            held_bytes: 0,
+            deferred_bytes: 0,
             tripped: None,
         }
     }
@@ -425,17 +425,17 @@ impl StreamActor {
     }
 
     /// Live events while the replay runs wait here, within the same bounds as the outbox.
-    fn hold(&mut self, events: &[Arc<StreamEvent>]) -> Result<(), Trip> {
-        let Some(held) = &mut self.held else { return Ok(()) };
+    fn defer(&mut self, events: &[Arc<StreamEvent>]) -> Result<(), Trip> {
+        let Some(deferred) = &mut self.deferred else { return Ok(()) };
         for event in events.iter().filter(|e| self.spec.wants(e)) {
             let size = event.frame(self.spec.named).len();
-            if held.len() >= self.outbox.capacity
-                || (self.held_bytes + size > self.outbox.max_bytes && !held.is_empty())
+            if deferred.len() >= self.outbox.capacity
+                || (self.deferred_bytes + size > self.outbox.max_bytes && !deferred.is_empty())
             {
                 return Err(Trip::TooSlow);
             }
-            held.push_back(event.clone());
-            self.held_bytes += size;
+            deferred.push_back(event.clone());
+            self.deferred_bytes += size;
         }
         Ok(())
     }
@@ -447,7 +447,7 @@ impl StreamActor {
         Ok(())
     }
 
-    /// The replay is done (or failed): the held live events follow.
+    /// The replay is done (or failed): the deferred live events follow.
     fn replayed(&mut self, outcome: Result<i64, Trip>, ctx: &mut Context<Self>) {
         let sent = match outcome {
             Ok(sent) => sent,
@@ -457,9 +457,9 @@ impl StreamActor {
         if let Some((_, until)) = self.replay.take() {
             self.outbox.sent_through(until);
         }
-        let held: Vec<Arc<StreamEvent>> = self.held.take().unwrap_or_default().into();
-        self.held_bytes = 0;
-        if let Err(why) = self.send_live(&held) {
+        let deferred: Vec<Arc<StreamEvent>> = self.deferred.take().unwrap_or_default().into();
+        self.deferred_bytes = 0;
+        if let Err(why) = self.send_live(&deferred) {
             self.trip(why, None, ctx);
         }
     }
@@ -481,7 +481,7 @@ async fn replay(
             .run(move |conn| events::stream_page(conn, &org, &types, cursor, until, REPLAY_PAGE))
             .await
             .map_err(|e| {
-                log::warn!("stream {}: replay failed: {}", spec.id, e.message);
+                log::warn!("stream {}: replay failed: {}", spec.id, e);
                 Trip::Gone
             })?;
         let full = page.len() as i64 == REPLAY_PAGE;
@@ -531,7 +531,7 @@ impl Handler<Frames> for StreamActor {
         if self.tripped.is_some() {
             return;
         }
-        let outcome = if self.held.is_some() { self.hold(&msg.0) } else { self.send_live(&msg.0) };
+        let outcome = if self.deferred.is_some() { self.defer(&msg.0) } else { self.send_live(&msg.0) };
         if let Err(why) = outcome {
             self.trip(why, None, ctx);
         }

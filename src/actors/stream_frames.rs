@@ -3,7 +3,7 @@
 
 use actix_web::web::Bytes;
 
-use crate::store::endpoints::type_matches;
+use crate::delivery::type_patterns::type_matches;
 use crate::store::events;
 
 /// A committed event as streams see it: encoded once, shared by every stream.
@@ -24,7 +24,7 @@ pub struct StreamEvent {
 
 impl StreamEvent {
     pub fn new(e: &events::Event) -> Self {
-        let data = crate::delivery::envelope::envelope_text(e);
+        let data = crate::delivery::envelope::envelope_text(e.envelope_fields());
         let id = e.seq.to_string();
         Self {
             seq: e.seq,

@@ -225,7 +225,7 @@ impl StreamHub {
                     }
                 }
                 Err(e) => {
-                    log::warn!("stream hub could not read events: {}", e.message);
+                    log::warn!("stream hub could not read events: {}", e);
                     ctx.run_later(Duration::from_millis(500), |act, ctx| act.read_committed(ctx));
                 }
             }

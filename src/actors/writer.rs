@@ -12,6 +12,7 @@ use actix::prelude::*;
 use super::DeliveryContext;
 use super::messages::Record;
 use crate::ids::now_ms;
+use crate::store::StoreError;
 use crate::store::deliveries::{self, DeliveryUpdate};
 use crate::store::endpoints::{self, CircuitUpdate};
 
@@ -72,7 +73,7 @@ impl ResultWriter {
                 let mut unwritten = Vec::new();
                 for circuit in c {
                     if let Err(e) = endpoints::apply_circuit(conn, &circuit) {
-                        log::warn!("could not write the circuit of {}: {}", circuit.endpoint_id, e.message);
+                        log::warn!("could not write the circuit of {}: {}", circuit.endpoint_id, e);
                         unwritten.push(circuit);
                     }
                 }
@@ -82,42 +83,55 @@ impl ResultWriter {
         };
         ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.flushing = false;
-            match &result {
-                // Everything buffered is written: a FIFO endpoint's next delivery may go.
-                Ok(unwritten) if wake && unwritten.is_empty() && act.updates.is_empty() => {
-                    act.ctx.wake_scheduler()
-                }
-                // Not yet (more to write, or written again later): wake after that write.
-                _ => act.wake_after |= wake,
-            }
-            match result {
-                Ok(unwritten) if unwritten.is_empty() => act.flush(ctx),
-                Ok(unwritten) => {
-                    for c in unwritten {
-                        act.circuits.entry(c.endpoint_id.clone()).or_insert(c);
-                    }
-                    ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
-                }
-                Err(e) if e.code != "UNAVAILABLE" && (updates.len() > 1 || !circuits.is_empty()) => {
-                    log::warn!(
-                        "writing {} delivery results failed ({}); writing them one by one",
-                        updates.len(),
-                        e.message
-                    );
-                    act.write_one_by_one(updates, circuits, ctx);
-                }
-                Err(e) => {
-                    log::warn!("could not write {} delivery results, retrying: {}", updates.len(), e.message);
-                    let newer = std::mem::take(&mut act.updates);
-                    act.updates = updates;
-                    act.updates.extend(newer);
-                    for c in circuits {
-                        act.circuits.entry(c.endpoint_id.clone()).or_insert(c);
-                    }
-                    ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
-                }
-            }
+            act.flushed(result, updates, circuits, wake, ctx);
         }));
+    }
+
+    /// After a batch's write: on to the next batch; circuits that were not written wait
+    /// for the next round; a failed batch is written again one by one (or, the database
+    /// being unavailable, all of it later).
+    fn flushed(
+        &mut self,
+        result: Result<Vec<CircuitUpdate>, StoreError>,
+        updates: Vec<DeliveryUpdate>,
+        circuits: Vec<CircuitUpdate>,
+        wake: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        match &result {
+            // Everything buffered is written: a FIFO endpoint's next delivery may go.
+            Ok(unwritten) if wake && unwritten.is_empty() && self.updates.is_empty() => {
+                self.ctx.wake_scheduler()
+            }
+            // Not yet (more to write, or written again later): wake after that write.
+            _ => self.wake_after |= wake,
+        }
+        match result {
+            Ok(unwritten) if unwritten.is_empty() => self.flush(ctx),
+            Ok(unwritten) => {
+                for c in unwritten {
+                    self.circuits.entry(c.endpoint_id.clone()).or_insert(c);
+                }
+                ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
+            }
+            Err(e) if e != StoreError::Unavailable && (updates.len() > 1 || !circuits.is_empty()) => {
+                log::warn!(
+                    "writing {} delivery results failed ({e}); writing them one by one",
+                    updates.len()
+                );
+                self.write_one_by_one(updates, circuits, ctx);
+            }
+            Err(e) => {
+                log::warn!("could not write {} delivery results, retrying: {e}", updates.len());
+                let newer = std::mem::take(&mut self.updates);
+                self.updates = updates;
+                self.updates.extend(newer);
+                for c in circuits {
+                    self.circuits.entry(c.endpoint_id.clone()).or_insert(c);
+                }
+                ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
+            }
+        }
     }
 }
 
@@ -136,16 +150,12 @@ impl ResultWriter {
             db.run(move |conn| {
                 for u in &updates {
                     if let Err(e) = deliveries::record(conn, std::slice::from_ref(u), &owner, now_ms()) {
-                        log::error!("dropping the result for delivery {}: {}", u.delivery_id, e.message);
+                        log::error!("dropping the result for delivery {}: {}", u.delivery_id, e);
                     }
                 }
                 for c in &circuits {
                     if let Err(e) = endpoints::apply_circuit(conn, c) {
-                        log::error!(
-                            "dropping a circuit update for endpoint {}: {}",
-                            c.endpoint_id,
-                            e.message
-                        );
+                        log::error!("dropping a circuit update for endpoint {}: {}", c.endpoint_id, e);
                     }
                 }
                 Ok(())

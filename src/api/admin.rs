@@ -5,14 +5,15 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+use crate::api::api_keys::NewKeyView;
 use crate::api::auth::AdminAuth;
 use crate::api::json::Json;
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::state::AppState;
+use crate::store::api_keys;
 use crate::store::orgs::{self, Org, OrgChanges};
-use crate::store::{DbConn, api_keys};
 use crate::timefmt::{parse_duration, rfc3339};
 
 #[derive(Deserialize)]
@@ -113,15 +114,6 @@ pub async fn update_org(
     Ok(HttpResponse::Ok().json(OrgView::new(org, &state.settings)))
 }
 
-#[derive(Serialize)]
-pub struct NewKeyView {
-    pub id: String,
-    pub key: String,
-    pub prefix: String,
-    pub org_id: String,
-    pub created_at: String,
-}
-
 pub async fn create_org(
     _: AdminAuth,
     state: web::Data<AppState>,
@@ -150,28 +142,11 @@ pub async fn create_api_key(
     let org_id = path.into_inner();
     let created = state
         .db
-        .run(move |conn| {
-            orgs::find(conn, &org_id)?.ok_or_else(|| ApiError::not_found("Organisation"))?;
-            issue_key(conn, &org_id)
+        .run(move |conn| match orgs::find(conn, &org_id)? {
+            Some(_) => api_keys::issue(conn, &org_id).map(Some),
+            None => Ok(None),
         })
-        .await?;
-    Ok(HttpResponse::Created().json(created))
-}
-
-/// Makes a new key for an organisation. Only its hash is stored; the key is in the answer.
-pub fn issue_key(conn: &mut DbConn, org_id: &str) -> Result<NewKeyView, ApiError> {
-    let key = format!("hk_{}", crate::ids::url_safe_token(&crate::ids::random::<32>()));
-    let prefix = key[..11].to_string();
-    let now = now_ms();
-    let row = api_keys::ApiKey {
-        id: new_id("key"),
-        org_id: org_id.to_string(),
-        prefix: prefix.clone(),
-        key_hash: crate::ids::sha256_hex(key.as_bytes()),
-        created_at: now,
-        revoked_at: None,
-        last_used_at: None,
-    };
-    api_keys::insert(conn, &row)?;
-    Ok(NewKeyView { id: row.id, key, prefix, org_id: org_id.to_string(), created_at: rfc3339(now) })
+        .await?
+        .ok_or_else(|| ApiError::not_found("Organisation"))?;
+    Ok(HttpResponse::Created().json(NewKeyView::from(created)))
 }

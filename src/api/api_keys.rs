@@ -8,13 +8,12 @@ use std::collections::HashMap;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use crate::api::admin::issue_key;
 use crate::api::auth::{AdminAuth, OrgAuth};
 use crate::api::pagination::{PageRequest, page};
 use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::state::AppState;
-use crate::store::api_keys::{self, ApiKey};
+use crate::store::api_keys::{self, ApiKey, IssuedKey};
 use crate::store::orgs;
 use crate::timefmt::{rfc3339, rfc3339_opt};
 
@@ -33,6 +32,29 @@ impl From<ApiKey> for KeyView {
             prefix: k.prefix,
             created_at: rfc3339(k.created_at),
             last_used_at: rfc3339_opt(k.last_used_at),
+        }
+    }
+}
+
+/// A key just made: the only answer that shows the key itself.
+#[derive(Serialize)]
+pub struct NewKeyView {
+    pub id: String,
+    pub key: String,
+    pub prefix: String,
+    pub org_id: String,
+    pub created_at: String,
+}
+
+impl From<IssuedKey> for NewKeyView {
+    fn from(issued: IssuedKey) -> Self {
+        let row = issued.row;
+        Self {
+            id: row.id,
+            key: issued.key,
+            prefix: row.prefix,
+            org_id: row.org_id,
+            created_at: rfc3339(row.created_at),
         }
     }
 }
@@ -69,8 +91,8 @@ pub async fn list(
 }
 
 pub async fn create(auth: OrgAuth, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let created = state.db.run(move |conn| issue_key(conn, &auth.org_id)).await?;
-    Ok(HttpResponse::Created().json(created))
+    let created = state.db.run(move |conn| api_keys::issue(conn, &auth.org_id)).await?;
+    Ok(HttpResponse::Created().json(NewKeyView::from(created)))
 }
 
 pub async fn revoke(
@@ -91,8 +113,9 @@ pub async fn admin_list(
     let lookup = org_id.clone();
     state
         .db
-        .run(move |conn| orgs::find(conn, &lookup)?.ok_or_else(|| ApiError::not_found("Organisation")))
-        .await?;
+        .run(move |conn| orgs::find(conn, &lookup))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Organisation"))?;
     list_page(&state, org_id, &query).await
 }
 

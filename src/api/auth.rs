@@ -106,7 +106,7 @@ pub async fn cookie_session(
 ) -> Result<Option<(KeyOwner, i64)>, ApiError> {
     let Some(cookie) = req.cookie(SESSION_COOKIE) else { return Ok(None) };
     let hash = sha256_hex(cookie.value().as_bytes());
-    state.db.run(move |conn| sessions::find_valid(conn, &hash, now_ms())).await
+    Ok(state.db.run(move |conn| sessions::find_valid(conn, &hash, now_ms())).await?)
 }
 
 /// A cookie is sent by the browser whoever asked for the request, so a state-changing

@@ -10,6 +10,7 @@ use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
 use crate::api::list_filters;
 use crate::api::pagination::{PageRequest, page};
+use crate::domain::DeliveryStatus;
 use crate::error::ApiError;
 use crate::ids::now_ms;
 use crate::state::AppState;
@@ -22,7 +23,7 @@ pub struct DeliveryView {
     id: String,
     event_id: Option<String>,
     endpoint_id: String,
-    status: String,
+    status: DeliveryStatus,
     attempt_count: i32,
     next_attempt_at: Option<String>,
     last_status_code: Option<i32>,
@@ -66,7 +67,11 @@ impl DeliveryView {
             event_id,
             endpoint_id: d.endpoint_id,
             // Pending without a due time cannot happen; pending shows when it is due.
-            next_attempt_at: if d.status == "pending" { rfc3339_opt(d.next_attempt_at) } else { None },
+            next_attempt_at: if d.status == DeliveryStatus::Pending {
+                rfc3339_opt(d.next_attempt_at)
+            } else {
+                None
+            },
             status: d.status,
             attempt_count: d.attempt_count,
             last_status_code: d.last_status_code,
@@ -93,7 +98,7 @@ pub async fn list_page(
     state: &AppState,
     org_id: String,
     endpoint_id: Option<String>,
-    statuses: Vec<String>,
+    statuses: Vec<DeliveryStatus>,
     query: &HashMap<String, String>,
 ) -> Result<HttpResponse, ApiError> {
     let statuses = if statuses.is_empty() { list_filters::delivery_statuses(query)? } else { statuses };
@@ -136,12 +141,11 @@ pub async fn requeue(state: &AppState, sel: ReplaySelectionOwned) -> Result<usiz
     let n = state
         .db
         .run(move |conn| {
-            let statuses: Vec<&str> = sel.statuses.iter().map(String::as_str).collect();
             let selection = ReplaySelection {
                 org_id: &sel.org_id,
                 ids: sel.ids.as_deref(),
                 endpoint_id: sel.endpoint_id.as_deref(),
-                statuses: &statuses,
+                statuses: &sel.statuses,
                 since: sel.since,
                 until: sel.until,
             };
@@ -158,7 +162,7 @@ pub struct ReplaySelectionOwned {
     pub org_id: String,
     pub ids: Option<Vec<String>>,
     pub endpoint_id: Option<String>,
-    pub statuses: Vec<String>,
+    pub statuses: Vec<DeliveryStatus>,
     pub since: Option<i64>,
     pub until: Option<i64>,
 }
@@ -174,7 +178,7 @@ pub async fn retry(
     match outcome {
         Retry::Queued => {
             state.engine.kick();
-            Ok(HttpResponse::Accepted().json(json!({"id": id, "status": "pending"})))
+            Ok(HttpResponse::Accepted().json(json!({"id": id, "status": DeliveryStatus::Pending})))
         }
         Retry::NotFound => Err(ApiError::not_found("Delivery")),
         Retry::BeingAttempted => Err(ApiError::conflict(
@@ -200,7 +204,7 @@ pub async fn cancel(
             Ok(HttpResponse::Ok().json(DeliveryView::new(d, None)))
         }
         deliveries::Cancel::NotFound => Err(ApiError::not_found("Delivery")),
-        deliveries::Cancel::NotPending(d) if d.status == "pending" => Err(ApiError::conflict(
+        deliveries::Cancel::NotPending(d) if d.status == DeliveryStatus::Pending => Err(ApiError::conflict(
             "The delivery is being attempted; its attempt decides (cancel it after, if it is still pending)",
         )),
         deliveries::Cancel::NotPending(d) => Err(ApiError::conflict(format!(
@@ -216,7 +220,7 @@ pub async fn dead_letters(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let endpoint_id = query.get("endpoint_id").cloned();
-    list_page(&state, auth.org_id, endpoint_id, vec!["dead".into()], &query).await
+    list_page(&state, auth.org_id, endpoint_id, vec![DeliveryStatus::Dead], &query).await
 }
 
 #[derive(Deserialize)]
@@ -242,7 +246,7 @@ pub async fn replay_dead_letters(
         org_id: auth.org_id,
         ids: body.ids,
         endpoint_id: body.endpoint_id,
-        statuses: vec!["dead".into()],
+        statuses: vec![DeliveryStatus::Dead],
         since: None,
         until: None,
     };

@@ -8,11 +8,14 @@ use serde_json::json;
 
 use crate::api::auth::OrgAuth;
 use crate::api::deliveries::{ReplaySelectionOwned, list_page, requeue};
-use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::circuit::CircuitState;
 use crate::delivery::payload_filter::PayloadFilter;
-use crate::delivery::signing::{SignatureScheme, generate_secret};
+use crate::delivery::sender::is_reserved_header;
+use crate::delivery::signing::{ROTATION_GRACE_MS, SignatureScheme, generate_secret};
+use crate::delivery::type_patterns::{is_type_pattern, validate_type_name};
+use crate::domain::{DeliveryOrder, DeliveryStatus, EndpointStatus};
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
 use crate::secrets::{Cipher, Purpose};
@@ -21,22 +24,6 @@ use crate::store::endpoints::{self, Endpoint, EndpointChanges};
 use crate::store::events::{NewEvent, Published};
 use crate::store::{DbConn, owners};
 use crate::timefmt::{rfc3339, rfc3339_opt};
-
-/// How long a rotated-out secret keeps signing beside the new one.
-const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
-/// Headers herald sets itself; an endpoint's `headers` may not name them.
-const RESERVED: &[&str] = &[
-    "content-type",
-    "content-length",
-    "user-agent",
-    "host",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-webhook-id",
-    "x-webhook-timestamp",
-    "x-webhook-signature",
-];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,13 +71,47 @@ pub struct UpdateEndpoint {
     ordering: Option<String>,
 }
 
+impl UpdateEndpoint {
+    /// The columns a `PATCH` writes, each checked (header values sealed).
+    fn into_changes(self, state: &AppState) -> Result<EndpointChanges, ApiError> {
+        let b = self;
+        if let Some(url) = &b.url {
+            check_url(state, url)?;
+        }
+        let filter = b.events.as_deref().map(check_filters).transpose()?;
+        let headers = b.headers.as_ref().map(check_headers).transpose()?;
+        let headers = headers.map(|h| state.engine.ctx.cipher.seal(Purpose::EndpointHeaders, &h));
+        let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
+        super::check_description(b.description.as_deref())?;
+        let status = b.status.as_deref().map(check_status).transpose()?;
+        let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
+        let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
+        let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?;
+        let versions = b.versions.as_ref().map(check_versions).transpose()?;
+        let ordering = check_ordering(b.ordering.as_deref())?;
+        Ok(EndpointChanges {
+            url: b.url,
+            event_filter: filter,
+            headers,
+            signature_scheme: scheme.map(|v| v.as_str().to_string()),
+            description: b.description,
+            status,
+            rate_limit_per_second: rate,
+            max_in_flight: in_flight,
+            payload_filter,
+            versions,
+            ordering,
+        })
+    }
+}
+
 #[derive(Serialize)]
 pub struct EndpointView {
     id: String,
     url: String,
     description: Option<String>,
     events: Vec<String>,
-    status: String,
+    status: EndpointStatus,
     signature_scheme: String,
     rate_limit_per_second: Option<i32>,
     max_in_flight: Option<i32>,
@@ -99,7 +120,7 @@ pub struct EndpointView {
     filter: Option<serde_json::Value>,
     /// The version pinned per event type (others get each type's latest).
     versions: BTreeMap<String, i32>,
-    ordering: String,
+    ordering: DeliveryOrder,
     /// A FIFO endpoint's queue (one endpoint view only): its head, and whether it waits
     /// on that delivery's retries.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,14 +158,14 @@ impl EndpointView {
             url: ep.url.clone(),
             description: ep.description.clone(),
             events: ep.filters(),
-            status: ep.status.clone(),
+            status: ep.status,
             signature_scheme: ep.signature_scheme.clone(),
             rate_limit_per_second: ep.rate_limit_per_second,
             max_in_flight: ep.max_in_flight,
             headers,
             filter: ep.payload_filter.as_deref().and_then(|f| serde_json::from_str(f).ok()),
             versions: ep.pinned_versions().into_iter().collect(),
-            ordering: ep.ordering.clone(),
+            ordering: ep.ordering,
             queue: None,
             created_at: rfc3339(ep.created_at),
             updated_at: rfc3339(ep.updated_at),
@@ -158,14 +179,14 @@ impl EndpointView {
 
 fn circuit_view(ep: &Endpoint) -> serde_json::Value {
     let now = now_ms();
-    let state = match (ep.circuit_state.as_str(), ep.circuit_open_until) {
-        ("open", Some(until)) if until <= now => "half_open",
+    let state = match (ep.circuit_state, ep.circuit_open_until) {
+        (CircuitState::Open, Some(until)) if until <= now => CircuitState::HalfOpen,
         (s, _) => s,
     };
     json!({
         "state": state,
         "consecutive_failures": ep.consecutive_failures,
-        "open_until": if state == "closed" { None } else { rfc3339_opt(ep.circuit_open_until) },
+        "open_until": if state == CircuitState::Closed { None } else { rfc3339_opt(ep.circuit_open_until) },
     })
 }
 
@@ -179,8 +200,7 @@ fn check_filters(events: &[String]) -> Result<String, ApiError> {
     }
     let mut issues = Vec::new();
     for (i, f) in events.iter().enumerate() {
-        let name = f.strip_suffix(".*").unwrap_or(f);
-        if f != "*" && validate_type_name(name).is_err() {
+        if !is_type_pattern(f) {
             issues.push(Issue {
                 path: vec![json!("events"), json!(i)],
                 message: "must be \"*\", an event type, or a prefix like \"order.*\"".into(),
@@ -249,18 +269,27 @@ fn payload_filter_text(filter: &serde_json::Value) -> Result<Option<String>, Api
     Ok(check_payload_filter("filter", filter)?.map(|(text, _)| text))
 }
 
-fn check_ordering(ordering: Option<&str>) -> Result<Option<String>, ApiError> {
-    match ordering {
-        None => Ok(None),
-        Some(o @ ("fifo" | "none")) => Ok(Some(o.to_string())),
-        Some(_) => Err(ApiError::invalid_field(&["ordering"], "must be fifo or none")),
+fn check_ordering(ordering: Option<&str>) -> Result<Option<DeliveryOrder>, ApiError> {
+    ordering
+        .map(|o| {
+            DeliveryOrder::parse(o)
+                .ok_or_else(|| ApiError::invalid_field(&["ordering"], "must be fifo or none"))
+        })
+        .transpose()
+}
+
+/// A status a client may set or filter by: `active` or `disabled`.
+fn check_status(status: &str) -> Result<EndpointStatus, ApiError> {
+    match EndpointStatus::parse(status) {
+        Some(s @ (EndpointStatus::Active | EndpointStatus::Disabled)) => Ok(s),
+        _ => Err(ApiError::invalid_field(&["status"], "must be active or disabled")),
     }
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<String, ApiError> {
     for (name, value) in headers {
         let token = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
-        if !token || RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
+        if !token || is_reserved_header(name) {
             return Err(ApiError::invalid_field(&["headers", name], "not a header name an endpoint may set"));
         }
         if value.bytes().any(|b| b.is_ascii_control()) || value.len() > 4096 {
@@ -291,16 +320,6 @@ fn check_limit(value: Option<u32>, field: &str, max: u32) -> Result<Option<i32>,
     }
 }
 
-fn check_description(d: &Option<String>) -> Result<(), ApiError> {
-    if d.as_ref().is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n')) {
-        return Err(ApiError::invalid_field(
-            &["description"],
-            "at most 1000 characters, no control characters",
-        ));
-    }
-    Ok(())
-}
-
 pub async fn create(
     auth: OrgAuth,
     state: web::Data<AppState>,
@@ -311,10 +330,10 @@ pub async fn create(
     let event_filter = check_filters(&b.events)?;
     let headers = check_headers(&b.headers.unwrap_or_default())?;
     let scheme = check_scheme(b.signature_scheme.as_deref())?;
-    check_description(&b.description)?;
+    super::check_description(b.description.as_deref())?;
     let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?.flatten();
     let versions = b.versions.as_ref().map(check_versions).transpose()?.flatten();
-    let ordering = check_ordering(b.ordering.as_deref())?.unwrap_or_else(|| "none".into());
+    let ordering = check_ordering(b.ordering.as_deref())?.unwrap_or(DeliveryOrder::Unordered);
     let secret = match b.secret {
         Some(s)
             if !(8..=256).contains(&s.chars().count())
@@ -337,11 +356,11 @@ pub async fn create(
         previous_secret: None,
         previous_secret_expires_at: None,
         signature_scheme: scheme.as_str().into(),
-        status: "active".into(),
+        status: EndpointStatus::Active,
         rate_limit_per_second: check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?,
         max_in_flight: check_limit(b.max_in_flight, "max_in_flight", 1000)?,
         headers: cipher.seal(Purpose::EndpointHeaders, &headers),
-        circuit_state: "closed".into(),
+        circuit_state: CircuitState::Closed,
         consecutive_failures: 0,
         circuit_open_until: None,
         last_success_at: None,
@@ -367,20 +386,12 @@ pub async fn list(
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let req = PageRequest::from_query(&query)?;
-    let status = query.get("status").cloned();
-    if let Some(s) = &status
-        && s != "active"
-        && s != "disabled"
-    {
-        return Err(ApiError::invalid_field(&["status"], "must be active or disabled"));
-    }
+    let status = query.get("status").map(|s| check_status(s)).transpose()?;
     let range = super::list_filters::time_range(&query)?;
     let (after, fetch) = (req.after.clone(), req.fetch());
     let rows = state
         .db
-        .run(move |conn| {
-            endpoints::list(conn, &auth.org_id, status.as_deref(), range, after.as_deref(), fetch)
-        })
+        .run(move |conn| endpoints::list(conn, &auth.org_id, status, range, after.as_deref(), fetch))
         .await?;
     Ok(HttpResponse::Ok().json(page(
         rows,
@@ -412,7 +423,7 @@ pub async fn get(
         })
         .await?;
     let mut view = EndpointView::new(&ep, &state.engine.ctx.cipher);
-    view.owner_node = Some(owner.filter(|_| ep.status == "active"));
+    view.owner_node = Some(owner.filter(|_| ep.status == EndpointStatus::Active));
     if ep.fifo() {
         // Blocked: the head failed and waits for its next attempt; everything after waits too.
         view.queue = Some(json!({
@@ -427,20 +438,15 @@ pub async fn get(
             })),
         }));
     }
-    let mut by_status: BTreeMap<&str, i64> =
-        ["pending", "succeeded", "failed", "dead"].iter().map(|s| (*s, 0)).collect();
-    for (status, n) in &counts {
-        if let Some(slot) = by_status.get_mut(status.as_str()) {
-            *slot = *n;
-        }
-    }
-    let finished = by_status["succeeded"] + by_status["failed"] + by_status["dead"];
+    let count = |status| counts.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
+    let (pending, succeeded) = (count(DeliveryStatus::Pending), count(DeliveryStatus::Succeeded));
+    let finished = succeeded + count(DeliveryStatus::Failed) + count(DeliveryStatus::Dead);
     view.counts = Some(json!({
-        "pending": by_status["pending"],
-        "succeeded": by_status["succeeded"],
-        "failed": by_status["failed"],
-        "dead": by_status["dead"],
-        "success_rate": if finished > 0 { Some(by_status["succeeded"] as f64 / finished as f64) } else { None },
+        "pending": pending,
+        "succeeded": succeeded,
+        "failed": count(DeliveryStatus::Failed),
+        "dead": count(DeliveryStatus::Dead),
+        "success_rate": if finished > 0 { Some(succeeded as f64 / finished as f64) } else { None },
     }));
     Ok(HttpResponse::Ok().json(view))
 }
@@ -451,43 +457,11 @@ pub async fn update(
     path: web::Path<String>,
     body: Json<UpdateEndpoint>,
 ) -> Result<HttpResponse, ApiError> {
-    let b = body.0;
     let id = path.into_inner();
-    if let Some(url) = &b.url {
-        check_url(&state, url)?;
-    }
-    let filter = b.events.as_deref().map(check_filters).transpose()?;
-    let headers = b.headers.as_ref().map(check_headers).transpose()?;
-    let headers = headers.map(|h| state.engine.ctx.cipher.seal(Purpose::EndpointHeaders, &h));
-    let scheme = b.signature_scheme.as_deref().map(|s| check_scheme(Some(s))).transpose()?;
-    check_description(&b.description)?;
-    if let Some(s) = &b.status
-        && s != "active"
-        && s != "disabled"
-    {
-        return Err(ApiError::invalid_field(&["status"], "must be active or disabled"));
-    }
-    let rate = check_limit(b.rate_limit_per_second, "rate_limit_per_second", 100_000)?;
-    let in_flight = check_limit(b.max_in_flight, "max_in_flight", 1000)?;
-    let payload_filter = b.filter.as_ref().map(payload_filter_text).transpose()?;
-    let versions = b.versions.as_ref().map(check_versions).transpose()?;
-    let ordering = check_ordering(b.ordering.as_deref())?;
-    let changes = EndpointChanges {
-        url: b.url,
-        event_filter: filter,
-        headers,
-        signature_scheme: scheme.map(|v| v.as_str().to_string()),
-        description: b.description,
-        status: b.status,
-        rate_limit_per_second: rate,
-        max_in_flight: in_flight,
-        payload_filter,
-        versions,
-        ordering,
-    };
+    let changes = body.0.into_changes(&state)?;
     let ep = state.db.run(move |conn| endpoints::update(conn, &auth.org_id, &id, &changes, now_ms())).await?;
     state.engine.endpoint_updated(&ep);
-    if ep.status == "active" {
+    if ep.status == EndpointStatus::Active {
         state.engine.kick();
     }
     Ok(HttpResponse::Ok().json(EndpointView::new(&ep, &state.engine.ctx.cipher)))
@@ -559,7 +533,7 @@ pub async fn send_test(
     let id = path.into_inner();
     let org = auth.org_id.clone();
     let ep = state.db.run(move |conn| endpoints::find(conn, &org, &id)).await?;
-    if ep.status != "active" {
+    if ep.status != EndpointStatus::Active {
         return Err(ApiError::invalid_field(&["status"], "the endpoint is disabled"));
     }
     let now = now_ms();
@@ -600,11 +574,11 @@ pub async fn replay(
     let b = body.0;
     let since = super::time_field("since", Some(&b.since))?;
     let until = super::time_field("until", b.until.as_deref())?;
-    let statuses: Vec<String> = match b.status.as_deref() {
-        None => vec!["failed".into(), "dead".into()],
-        Some("failed") => vec!["failed".into()],
-        Some("dead") => vec!["dead".into()],
-        Some("all") => vec!["failed".into(), "dead".into(), "succeeded".into()],
+    let statuses = match b.status.as_deref() {
+        None => vec![DeliveryStatus::Failed, DeliveryStatus::Dead],
+        Some("failed") => vec![DeliveryStatus::Failed],
+        Some("dead") => vec![DeliveryStatus::Dead],
+        Some("all") => vec![DeliveryStatus::Failed, DeliveryStatus::Dead, DeliveryStatus::Succeeded],
         Some(_) => return Err(ApiError::invalid_field(&["status"], "must be failed, dead or all")),
     };
     let id = path.into_inner();

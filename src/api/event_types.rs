@@ -11,14 +11,13 @@ use serde_json::Value;
 use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::type_patterns::validate_type_name;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::json_schema::Schema;
 use crate::state::AppState;
 use crate::store::event_types::{self, EventType, TypeVersion};
 use crate::timefmt::rfc3339;
-
-pub const MAX_TYPE_LEN: usize = 128;
 
 /// How long a type's list of versions is believed: another node may register a version.
 const VERSIONS_TTL: Duration = Duration::from_secs(1);
@@ -215,22 +214,6 @@ impl EventTypeView {
     }
 }
 
-/// Event type names: dotted segments of letters, digits, `_` and `-`. Nothing that could
-/// break a header or an SSE field (no spaces, CR, LF or colons).
-pub fn validate_type_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_TYPE_LEN {
-        return Err(format!("must be 1 to {MAX_TYPE_LEN} characters"));
-    }
-    let ok_segment =
-        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !name.split('.').all(ok_segment) {
-        return Err(
-            "must be dot-separated segments of letters, digits, '_' or '-' (like payment.completed)".into()
-        );
-    }
-    Ok(())
-}
-
 pub async fn create(
     auth: OrgAuth,
     state: web::Data<AppState>,
@@ -238,16 +221,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.0;
     validate_type_name(&body.name).map_err(|m| ApiError::invalid_field(&["name"], m))?;
-    if body
-        .description
-        .as_ref()
-        .is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n'))
-    {
-        return Err(ApiError::invalid_field(
-            &["description"],
-            "at most 1000 characters, no control characters",
-        ));
-    }
+    super::check_description(body.description.as_deref())?;
     let version = match body.version {
         None => 1,
         Some(v) if (1..=MAX_VERSION).contains(&v) => v as i32,
@@ -311,18 +285,4 @@ pub async fn list(
             EventTypeView::new(t, versions)
         },
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::validate_type_name;
-
-    #[test]
-    fn type_names() {
-        assert!(validate_type_name("payment.completed").is_ok());
-        assert!(validate_type_name("a_b-c.D9").is_ok());
-        for bad in ["", "a..b", ".a", "a b", "a\nb", "a:b", "order.*"] {
-            assert!(validate_type_name(bad).is_err(), "{bad:?}");
-        }
-    }
 }

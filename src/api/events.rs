@@ -1,19 +1,24 @@
 //! Publishing and tracking events.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::actors::FirstAttempt;
 use crate::actors::messages::AttemptSummary;
 use crate::api::auth::OrgAuth;
-use crate::api::event_types::{resolve, validate_type_name};
+use crate::api::event_types::resolve;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::type_patterns::validate_type_name;
+use crate::domain::DeliveryStatus;
 use crate::error::{ApiError, Issue};
 use crate::ids::{new_id, now_ms};
+use crate::json_schema::Schema;
 use crate::state::AppState;
 use crate::store::deliveries;
 use crate::store::events::{self, Event, EventFilter, NewEvent, Published};
@@ -87,30 +92,7 @@ pub async fn publish(
     let mut p = p;
     let resolved = resolve(&state, &auth.org_id, &p.event_type, p.version).await?;
     if let Some(schema) = resolved.schema {
-        // Off the worker threads, and bounded in time: a costly schema delays only its own
-        // publish (the blocking thread finishes the work and is then free again).
-        let data = std::mem::take(&mut p.data);
-        let checked = tokio::time::timeout(
-            VALIDATION_TIME,
-            web::block(move || {
-                let failures = schema.validate(&data);
-                (data, failures)
-            }),
-        )
-        .await
-        .map_err(|_| {
-            ApiError::invalid_field(&["data"], "took too long to validate against its type's schema")
-        })?
-        .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?;
-        let failures;
-        (p.data, failures) = checked;
-        if !failures.is_empty() {
-            let issues = failures.into_iter().map(|f| Issue { path: f.path, message: f.message }).collect();
-            return Err(ApiError::validation(
-                format!("data does not match the schema of {}", p.event_type),
-                issues,
-            ));
-        }
+        check_schema(&mut p, schema).await?;
     }
     let new = NewEvent {
         id: p.id.unwrap_or_else(|| new_id("evt")),
@@ -134,6 +116,37 @@ pub async fn publish(
     if !wait {
         return Ok(HttpResponse::Accepted().insert_header(replayed_header).json(view));
     }
+    view["deliveries"] = Value::Array(first_attempts(&state, &view_org, waits).await);
+    Ok(HttpResponse::Ok().insert_header(replayed_header).json(view))
+}
+
+/// `data` against its type's schema: off the worker threads, and bounded in time, so a
+/// costly schema delays only its own publish (the blocking thread finishes the work and is
+/// then free again).
+async fn check_schema(p: &mut Publish, schema: Arc<Schema>) -> Result<(), ApiError> {
+    let data = std::mem::take(&mut p.data);
+    let checked = tokio::time::timeout(
+        VALIDATION_TIME,
+        web::block(move || {
+            let failures = schema.validate(&data);
+            (data, failures)
+        }),
+    )
+    .await
+    .map_err(|_| ApiError::invalid_field(&["data"], "took too long to validate against its type's schema"))?
+    .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?;
+    let failures;
+    (p.data, failures) = checked;
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let issues = failures.into_iter().map(|f| Issue { path: f.path, message: f.message }).collect();
+    Err(ApiError::validation(format!("data does not match the schema of {}", p.event_type), issues))
+}
+
+/// `?wait=true`: each delivery's first attempt, as its actor reports it (or, for another
+/// node's, as the store shows it), until the wait runs out.
+async fn first_attempts(state: &AppState, org_id: &str, waits: Vec<FirstAttempt>) -> Vec<Value> {
     let limit = (state.settings.delivery.timeout + WAIT_SLACK).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + limit;
     let mut outcomes = Vec::with_capacity(waits.len());
@@ -141,7 +154,7 @@ pub async fn publish(
         let outcome = if w.held {
             tokio::time::timeout_at(deadline, &mut w.rx).await.ok().and_then(Result::ok)
         } else {
-            first_attempt_in_store(&state, &view_org, &w.delivery_id, deadline).await
+            first_attempt_in_store(state, org_id, &w.delivery_id, deadline).await
         };
         let entry = match outcome {
             Some(s) => json!({
@@ -150,15 +163,14 @@ pub async fn publish(
             }),
             None => {
                 json!({
-                    "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": "pending",
+                    "id": w.delivery_id, "endpoint_id": w.endpoint_id, "status": DeliveryStatus::Pending,
                     "attempt_count": 0, "status_code": null, "error": "no answer yet",
                 })
             }
         };
         outcomes.push(entry);
     }
-    view["deliveries"] = Value::Array(outcomes);
-    Ok(HttpResponse::Ok().insert_header(replayed_header).json(view))
+    outcomes
 }
 
 /// How often a waiting publish reads a delivery another node attempts.
@@ -177,14 +189,8 @@ async fn first_attempt_in_store(
         if let Ok(Some(d)) = state.db.run(move |conn| deliveries::find(conn, &org, &id)).await
             && d.attempt_count > 0
         {
-            let status = match d.status.as_str() {
-                "succeeded" => "succeeded",
-                "failed" => "failed",
-                "dead" => "dead",
-                _ => "pending",
-            };
             return Some(AttemptSummary {
-                status,
+                status: d.status,
                 attempt_count: d.attempt_count,
                 status_code: d.last_status_code.and_then(|c| u16::try_from(c).ok()),
                 error: d.last_error,
@@ -237,11 +243,12 @@ pub async fn get(
     let (event, rows) = state
         .db
         .run(move |conn| {
-            let event = events::find(conn, &auth.org_id, &id)?.ok_or_else(|| ApiError::not_found("Event"))?;
+            let Some(event) = events::find(conn, &auth.org_id, &id)? else { return Ok(None) };
             let rows = deliveries::for_event(conn, event.seq)?;
-            Ok((event, rows))
+            Ok(Some((event, rows)))
         })
-        .await?;
+        .await?
+        .ok_or_else(|| ApiError::not_found("Event"))?;
     let mut view = event_view(&event);
     view["deliveries"] = rows
         .into_iter()
@@ -252,7 +259,7 @@ pub async fn get(
                 "status": d.status,
                 "attempt_count": d.attempt_count,
                 "last_status_code": d.last_status_code,
-                "next_attempt_at": if d.status == "pending" { rfc3339_opt(d.next_attempt_at) } else { None },
+                "next_attempt_at": if d.status == DeliveryStatus::Pending { rfc3339_opt(d.next_attempt_at) } else { None },
             })
         })
         .collect();

@@ -11,6 +11,7 @@ use crate::api::json::read_body;
 use crate::delivery::signing::{
     VerifyError, verify_github, verify_hmac_sha256, verify_standard_webhooks, verify_stripe,
 };
+use crate::domain::SourceKind;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::secrets::{Cipher, Purpose};
@@ -44,10 +45,10 @@ fn verify(
     let secrets: Vec<&str> = opened.iter().map(String::as_str).collect();
     let h = |name| header_value(req, name);
     let now_s = now / 1000;
-    match source.kind.as_str() {
-        "stripe" => verify_stripe(&secrets, h("stripe-signature"), body, now_s, tolerance),
-        "github" => verify_github(&secrets, h("x-hub-signature-256"), body),
-        "standard-webhooks" => verify_standard_webhooks(
+    match source.kind {
+        SourceKind::Stripe => verify_stripe(&secrets, h("stripe-signature"), body, now_s, tolerance),
+        SourceKind::Github => verify_github(&secrets, h("x-hub-signature-256"), body),
+        SourceKind::StandardWebhooks => verify_standard_webhooks(
             &secrets,
             h("webhook-id"),
             h("webhook-timestamp"),
@@ -56,7 +57,7 @@ fn verify(
             now_s,
             tolerance,
         ),
-        _ => verify_hmac_sha256(
+        SourceKind::HmacSha256 => verify_hmac_sha256(
             &secrets,
             h("x-webhook-id"),
             h("x-webhook-timestamp"),
@@ -70,11 +71,11 @@ fn verify(
 
 /// The provider's own id for the event, which duplicates share.
 fn provider_event_id(source: &Source, req: &HttpRequest, json: &Value) -> Option<String> {
-    let id = match source.kind.as_str() {
-        "stripe" => json.get("id").and_then(Value::as_str),
-        "github" => header_value(req, "x-github-delivery"),
-        "standard-webhooks" => header_value(req, "webhook-id"),
-        _ => header_value(req, "x-webhook-id"),
+    let id = match source.kind {
+        SourceKind::Stripe => json.get("id").and_then(Value::as_str),
+        SourceKind::Github => header_value(req, "x-github-delivery"),
+        SourceKind::StandardWebhooks => header_value(req, "webhook-id"),
+        SourceKind::HmacSha256 => header_value(req, "x-webhook-id"),
     };
     id.map(str::trim)
         .filter(|s| !s.is_empty() && s.len() <= 255 && !s.chars().any(char::is_control))
@@ -84,16 +85,18 @@ fn provider_event_id(source: &Source, req: &HttpRequest, json: &Value) -> Option
 /// The provider's name for what happened (`payment_intent.succeeded`, `pull_request.opened`).
 fn provider_type(source: &Source, req: &HttpRequest, json: &Value) -> String {
     let body_type = json.get("type").and_then(Value::as_str);
-    match source.kind.as_str() {
-        "github" => {
+    match source.kind {
+        SourceKind::Github => {
             let event = header_value(req, "x-github-event").unwrap_or("event");
             match json.get("action").and_then(Value::as_str) {
                 Some(action) => format!("{event}.{action}"),
                 None => event.to_string(),
             }
         }
-        "hmac-sha256" => body_type.or(header_value(req, "x-webhook-event")).unwrap_or("event").to_string(),
-        _ => body_type.unwrap_or("event").to_string(),
+        SourceKind::HmacSha256 => {
+            body_type.or(header_value(req, "x-webhook-event")).unwrap_or("event").to_string()
+        }
+        SourceKind::Stripe | SourceKind::StandardWebhooks => body_type.unwrap_or("event").to_string(),
     }
 }
 
@@ -109,7 +112,7 @@ fn event_type_name(prefix: &str, provider_type: &str) -> String {
         })
         .collect();
     let mut name = cleaned.join(".");
-    name.truncate(crate::api::event_types::MAX_TYPE_LEN);
+    name.truncate(crate::delivery::type_patterns::MAX_TYPE_LEN);
     name.trim_end_matches('.').to_string()
 }
 
@@ -119,20 +122,7 @@ pub async fn ingest(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let source_id = path.into_inner();
-    let lookup = source_id.clone();
-    let source = state
-        .db
-        .run(move |conn| sources::find_live(conn, &lookup))
-        .await?
-        .ok_or_else(|| ApiError::not_found("Source"))?;
-    // Source ids are not secret: whoever sends, a source takes at most this much per minute.
-    let allowance =
-        state.limiter.check(&format!("inbound#{}", source.id), state.settings.inbound.rate_limit_per_minute);
-    if !allowance.allowed {
-        state.metrics.inbound_rate_limited.inc();
-        return Err(ApiError::rate_limited(allowance.retry_after_secs));
-    }
+    let source = live_source(&state, path.into_inner()).await?;
     let now = now_ms();
     let mut receipt = Receipt {
         id: new_id("rcp"),
@@ -167,18 +157,7 @@ pub async fn ingest(
         return reject(&state, receipt, err).await;
     };
     receipt.provider_event_id = Some(provider_id.clone());
-    let data = if json.is_object() { json.clone() } else { json!({ "payload": json }) };
-    let event = NewEvent {
-        id: new_id("evt"),
-        org_id: source.org_id.clone(),
-        event_type: event_type_name(&source.event_type_prefix, &provider_type(&source, &req, &json)),
-        payload: data.to_string(),
-        correlation_id: Some(provider_id),
-        source_id: Some(source.id.clone()),
-        created_at: now,
-        version: 1,
-        latest_version: None,
-    };
+    let event = new_event(&source, &req, &json, provider_id, now);
     let answer = state
         .inbound
         .send(Ingest { receipt, event })
@@ -186,6 +165,40 @@ pub async fn ingest(
         .map_err(|e| ApiError::internal(format!("inbound actor unreachable: {e}")))??;
     Ok(HttpResponse::Ok()
         .json(json!({"received": true, "duplicate": answer.duplicate, "event_id": answer.event_id})))
+}
+
+/// The source a webhook is sent to, within its allowance: source ids are not secret, so
+/// whoever sends, a source takes at most `inbound.rate_limit_per_minute`.
+async fn live_source(state: &AppState, source_id: String) -> Result<Source, ApiError> {
+    let source = state
+        .db
+        .run(move |conn| sources::find_live(conn, &source_id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("Source"))?;
+    let allowance =
+        state.limiter.check(&format!("inbound#{}", source.id), state.settings.inbound.rate_limit_per_minute);
+    if !allowance.allowed {
+        state.metrics.inbound_rate_limited.inc();
+        return Err(ApiError::rate_limited(allowance.retry_after_secs));
+    }
+    Ok(source)
+}
+
+/// The event a verified webhook becomes: its type named after the provider's, its data the
+/// body (wrapped when it is not an object), its correlation id the provider's event id.
+fn new_event(source: &Source, req: &HttpRequest, json: &Value, provider_id: String, now: i64) -> NewEvent {
+    let data = if json.is_object() { json.clone() } else { json!({ "payload": json }) };
+    NewEvent {
+        id: new_id("evt"),
+        org_id: source.org_id.clone(),
+        event_type: event_type_name(&source.event_type_prefix, &provider_type(source, req, json)),
+        payload: data.to_string(),
+        correlation_id: Some(provider_id),
+        source_id: Some(source.id.clone()),
+        created_at: now,
+        version: 1,
+        latest_version: None,
+    }
 }
 
 /// Records why a request was refused (up to `inbound.rejected_receipts_per_minute` per

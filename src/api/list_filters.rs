@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 
+use crate::domain::DeliveryStatus;
 use crate::error::ApiError;
 use crate::store::TimeRange;
 use crate::store::sources::Outcome;
 
 const DAY_MS: i64 = 86_400_000;
-const DELIVERY_STATUSES: [&str; 4] = ["pending", "succeeded", "failed", "dead"];
 
 /// `from` and `to`: RFC 3339 times or dates, both inclusive (a date as `to` takes in its
 /// whole day, so `from=2025-01-01&to=2025-12-31` is the year).
@@ -30,13 +30,8 @@ fn is_date(value: &str) -> bool {
 }
 
 /// `status=pending,failed`: the delivery statuses to show (all when absent).
-pub fn delivery_statuses(query: &HashMap<String, String>) -> Result<Vec<String>, ApiError> {
-    list_of(
-        query,
-        "status",
-        |s| DELIVERY_STATUSES.contains(&s).then(|| s.to_string()),
-        "pending, succeeded, failed or dead",
-    )
+pub fn delivery_statuses(query: &HashMap<String, String>) -> Result<Vec<DeliveryStatus>, ApiError> {
+    list_of(query, "status", DeliveryStatus::parse, "pending, succeeded, failed or dead")
 }
 
 /// `outcome=accepted,duplicate`: the receipt outcomes to show (all when absent).
@@ -90,7 +85,10 @@ mod tests {
 
     #[test]
     fn several_statuses_and_outcomes() {
-        assert_eq!(delivery_statuses(&query(&[("status", "pending, dead")])).unwrap(), ["pending", "dead"]);
+        assert_eq!(
+            delivery_statuses(&query(&[("status", "pending, dead")])).unwrap(),
+            [DeliveryStatus::Pending, DeliveryStatus::Dead]
+        );
         assert!(delivery_statuses(&query(&[("status", "pending,lost")])).is_err());
         assert!(delivery_statuses(&query(&[])).unwrap().is_empty());
         assert_eq!(

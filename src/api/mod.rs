@@ -149,6 +149,17 @@ pub fn time_field(field: &str, value: Option<&str>) -> Result<Option<i64>, ApiEr
         .transpose()
 }
 
+/// A resource's `description`: at most 1000 bytes, no control characters but line breaks.
+pub fn check_description(description: Option<&str>) -> Result<(), ApiError> {
+    if description.is_some_and(|d| d.len() > 1000 || d.chars().any(|c| c.is_control() && c != '\n')) {
+        return Err(ApiError::invalid_field(
+            &["description"],
+            "at most 1000 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("Route"))
 }

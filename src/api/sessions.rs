@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::api::auth::{SESSION_COOKIE, cookie_session, resolve_key};
 use crate::api::json::Json;
 use crate::error::ApiError;
-use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
+use crate::ids::{now_ms, secret_token, sha256_hex};
 use crate::state::AppState;
 use crate::store::sessions;
 use crate::timefmt::rfc3339;
@@ -50,7 +50,7 @@ pub async fn create(
     let owner = resolve_key(&state, body.0.key.trim())
         .await?
         .ok_or_else(|| ApiError::unauthorized("Invalid API key"))?;
-    let token = format!("hs_{}", url_safe_token(&random::<32>()));
+    let token = secret_token::<32>("hs");
     let (now, hash) = (now_ms(), sha256_hex(token.as_bytes()));
     let expires_at = now + SESSION_TTL_MS;
     let stored = owner.clone();

@@ -9,15 +9,15 @@ use serde_json::json;
 use crate::api::auth::OrgAuth;
 use crate::api::json::Json;
 use crate::api::pagination::{PageRequest, page};
+use crate::delivery::signing::ROTATION_GRACE_MS;
+use crate::delivery::type_patterns::validate_type_name;
+use crate::domain::SourceKind;
 use crate::error::ApiError;
 use crate::ids::{new_id, now_ms};
 use crate::secrets::Purpose;
 use crate::state::AppState;
 use crate::store::sources::{self, Receipt, Source};
 use crate::timefmt::{rfc3339, rfc3339_opt};
-
-pub const KINDS: &[&str] = &["stripe", "github", "standard-webhooks", "hmac-sha256"];
-const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +38,7 @@ pub struct RotateSourceSecret {
 struct SourceView {
     id: String,
     name: String,
-    kind: String,
+    kind: SourceKind,
     event_type_prefix: String,
     ingest_path: String,
     created_at: String,
@@ -50,7 +50,7 @@ impl From<&Source> for SourceView {
         Self {
             id: s.id.clone(),
             name: s.name.clone(),
-            kind: s.kind.clone(),
+            kind: s.kind,
             event_type_prefix: s.event_type_prefix.clone(),
             ingest_path: format!("/v1/inbound/{}", s.id),
             created_at: rfc3339(s.created_at),
@@ -84,20 +84,21 @@ pub async fn create(
     body: Json<CreateSource>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.0;
-    if !KINDS.contains(&b.kind.as_str()) {
-        return Err(ApiError::invalid_field(&["kind"], format!("must be one of {}", KINDS.join(", "))));
-    }
+    let Some(kind) = SourceKind::parse(&b.kind) else {
+        let kinds: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
+        return Err(ApiError::invalid_field(&["kind"], format!("must be one of {}", kinds.join(", "))));
+    };
     if b.name.trim().is_empty() || b.name.len() > 100 || b.name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(&["name"], "must be 1 to 100 characters"));
     }
     check_secret(&b.secret)?;
     // Stripe and GitHub events get their provider's name in front unless told otherwise.
-    let prefix = b.event_type_prefix.unwrap_or_else(|| match b.kind.as_str() {
-        "stripe" | "github" => format!("{}.", b.kind),
-        _ => String::new(),
+    let prefix = b.event_type_prefix.unwrap_or_else(|| match kind {
+        SourceKind::Stripe | SourceKind::Github => format!("{kind}."),
+        SourceKind::StandardWebhooks | SourceKind::HmacSha256 => String::new(),
     });
     let probe = format!("{prefix}x");
-    if !prefix.is_empty() && crate::api::event_types::validate_type_name(&probe).is_err() {
+    if !prefix.is_empty() && validate_type_name(&probe).is_err() {
         return Err(ApiError::invalid_field(
             &["event_type_prefix"],
             "must be dot-separated segments ending in '.', like stripe.",
@@ -107,7 +108,7 @@ pub async fn create(
         id: new_id("src"),
         org_id: auth.org_id,
         name: b.name.trim().to_string(),
-        kind: b.kind,
+        kind,
         secret: state.engine.ctx.cipher.seal(Purpose::SourceSecret, &b.secret),
         previous_secret: None,
         previous_secret_expires_at: None,

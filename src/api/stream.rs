@@ -15,10 +15,11 @@ use crate::actors::stream_actor::{ConnSocket, Outbox, StreamBody, StreamSpec};
 use crate::actors::stream_frames::comment;
 use crate::actors::stream_hub::{Refused, Subscribe};
 use crate::api::auth::{OrgAuth, authenticate};
-use crate::api::event_types::validate_type_name;
 use crate::api::json::Json;
+use crate::delivery::payload_filter::PayloadFilter;
+use crate::delivery::type_patterns::is_type_pattern;
 use crate::error::ApiError;
-use crate::ids::{now_ms, random, sha256_hex, url_safe_token};
+use crate::ids::{now_ms, secret_token, sha256_hex};
 use crate::state::AppState;
 use crate::store::{orgs, stream_tokens};
 use crate::timefmt::rfc3339;
@@ -34,7 +35,7 @@ fn parse_types(field: &str, items: Vec<String>) -> Result<Vec<String>, ApiError>
         return Err(ApiError::invalid_field(&[field], format!("at most {MAX_TYPES} types")));
     }
     for t in &items {
-        if t != "*" && validate_type_name(t.strip_suffix(".*").unwrap_or(t)).is_err() {
+        if !is_type_pattern(t) {
             return Err(ApiError::invalid_field(
                 &[field],
                 format!("{t:?} is not an event type or a prefix like order.*"),
@@ -68,6 +69,55 @@ fn last_event_id(req: &HttpRequest, query: &HashMap<String, String>) -> Result<O
     }
 }
 
+/// Whose stream this is: a stream token's organisation (with the types it is bound to, if
+/// any, in place of the asked ones), or else the API key's or session's.
+async fn stream_owner(
+    req: &HttpRequest,
+    state: &AppState,
+    query: &HashMap<String, String>,
+    types: &mut Vec<String>,
+) -> Result<String, ApiError> {
+    let Some(token) = query.get("token") else { return Ok(authenticate(req).await?.org_id) };
+    let hash = sha256_hex(token.as_bytes());
+    let found = state.db.run(move |conn| stream_tokens::find_valid(conn, &hash, now_ms())).await?;
+    let (org_id, bound) = found.ok_or_else(|| ApiError::unauthorized("Invalid or expired stream token"))?;
+    let bound: Vec<String> = bound.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+    if !bound.is_empty() {
+        if !types.is_empty() && *types != bound {
+            return Err(ApiError::forbidden("This token is bound to other event types"));
+        }
+        *types = bound;
+    }
+    Ok(org_id)
+}
+
+/// `unnamed`: frames without the `event:` line (for `EventSource.onmessage`).
+fn named_frames(query: &HashMap<String, String>) -> Result<bool, ApiError> {
+    match query.get("unnamed").map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(true),
+        Some("true") | Some("1") | Some("") => Ok(false),
+        Some(_) => Err(ApiError::invalid_field(&["unnamed"], "must be true or false")),
+    }
+}
+
+/// `filter`: a payload filter (JSON, as endpoints take it), compiled.
+fn payload_filter(query: &HashMap<String, String>) -> Result<Option<PayloadFilter>, ApiError> {
+    let Some(text) = query.get("filter").filter(|f| !f.is_empty()) else { return Ok(None) };
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::invalid_field(&["filter"], format!("not JSON: {e}")))?;
+    let checked = crate::api::endpoints::check_payload_filter("filter", &value)?;
+    let (_, compiled) =
+        checked.ok_or_else(|| ApiError::invalid_field(&["filter"], "must be an object of conditions"))?;
+    Ok(Some(compiled))
+}
+
+fn too_many_streams(max_streams: u32) -> ApiError {
+    ApiError::rate_limited_because(
+        format!("This organisation holds its max_streams ({max_streams}) open streams already"),
+        1,
+    )
+}
+
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -75,23 +125,7 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let mut types = split_types(&query)?;
     let by_token = query.contains_key("token");
-    let org_id = match query.get("token") {
-        Some(token) => {
-            let hash = sha256_hex(token.as_bytes());
-            let found = state.db.run(move |conn| stream_tokens::find_valid(conn, &hash, now_ms())).await?;
-            let (org_id, bound) =
-                found.ok_or_else(|| ApiError::unauthorized("Invalid or expired stream token"))?;
-            let bound: Vec<String> = bound.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
-            if !bound.is_empty() {
-                if !types.is_empty() && types != bound {
-                    return Err(ApiError::forbidden("This token is bound to other event types"));
-                }
-                types = bound;
-            }
-            org_id
-        }
-        None => authenticate(&req).await?.org_id,
-    };
+    let org_id = stream_owner(&req, &state, &query, &mut types).await?;
     let lookup = org_id.clone();
     let org = state
         .db
@@ -108,11 +142,7 @@ pub async fn stream(
     }
     let max_streams = orgs::quota(org.max_streams, state.settings.limits.max_streams);
     let resume_after = last_event_id(&req, &query)?;
-    let named = match query.get("unnamed").map(String::as_str) {
-        None | Some("false") | Some("0") => true,
-        Some("true") | Some("1") | Some("") => false,
-        Some(_) => return Err(ApiError::invalid_field(&["unnamed"], "must be true or false")),
-    };
+    let named = named_frames(&query)?;
     // A resume from before what retention kept starts at the oldest kept event, and says so.
     let purged_note = resume_after.filter(|after| *after < org.purged_through_seq).map(|after| {
         comment(&format!(
@@ -127,17 +157,7 @@ pub async fn stream(
     if let Some(note) = purged_note {
         outbox.comment(&note);
     }
-    let filter = match query.get("filter").filter(|f| !f.is_empty()) {
-        None => None,
-        Some(text) => {
-            let value: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| ApiError::invalid_field(&["filter"], format!("not JSON: {e}")))?;
-            let checked = crate::api::endpoints::check_payload_filter("filter", &value)?;
-            let (_, compiled) = checked
-                .ok_or_else(|| ApiError::invalid_field(&["filter"], "must be an object of conditions"))?;
-            Some(compiled)
-        }
-    };
+    let filter = payload_filter(&query)?;
     let spec = Arc::new(StreamSpec::new(org_id, types, named, filter));
     let engine = &state.engine;
     let body = StreamBody::new(outbox.clone(), spec.id, engine.hub.clone(), engine.ctx.clone());
@@ -151,10 +171,7 @@ pub async fn stream(
     engine.hub.send(subscribe).await.map_err(|_| ApiError::unavailable())?.map_err(
         |refused| match refused {
             Refused::Closing => ApiError::unavailable(),
-            Refused::Quota => ApiError::rate_limited_because(
-                format!("This organisation holds its max_streams ({max_streams}) open streams already"),
-                1,
-            ),
+            Refused::Quota => too_many_streams(max_streams),
         },
     )?;
     Ok(HttpResponse::Ok()
@@ -177,7 +194,7 @@ pub async fn create_token(
     body: Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
     let types = parse_types("types", body.0.types.unwrap_or_default())?;
-    let token = format!("st_{}", url_safe_token(&random::<24>()));
+    let token = secret_token::<24>("st");
     let expires_at = now_ms() + TOKEN_TTL_MS;
     let (hash, org, key_id) = (sha256_hex(token.as_bytes()), auth.org_id, auth.key_id);
     let stored_types = (!types.is_empty()).then(|| serde_json::to_string(&types).expect("strings serialise"));

@@ -6,20 +6,12 @@
 /// open period, which tests set in milliseconds.
 pub const PROBE_WAIT_MS: i64 = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CircuitState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl CircuitState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Closed => "closed",
-            Self::Open => "open",
-            Self::HalfOpen => "half_open",
-        }
+crate::domain::text_enum! {
+    /// An endpoint's circuit, as DESIGN §3 names it.
+    pub enum CircuitState {
+        Closed = "closed",
+        Open = "open",
+        HalfOpen = "half_open",
     }
 }
 

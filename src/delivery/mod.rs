@@ -1,5 +1,5 @@
-//! Delivery rules: signing, retries, the circuit breaker, the SSRF guard, the envelope and
-//! one HTTP attempt. Pure logic apart from `sender` and `tls`; the actors put them to work.
+//! Delivery rules: signing, retries, the circuit breaker, the SSRF guard, the envelope, the
+//! event type patterns and one HTTP attempt. Pure logic apart from `sender` and `tls`; the actors put them to work.
 
 pub mod circuit;
 pub mod envelope;
@@ -9,3 +9,4 @@ pub mod sender;
 pub mod signing;
 pub mod ssrf;
 pub mod tls;
+pub mod type_patterns;

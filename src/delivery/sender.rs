@@ -16,6 +16,26 @@ use crate::config::Settings;
 
 const RESPONSE_KEEP: usize = 1024;
 
+/// Headers herald sets itself on a webhook (the request's own and every signature scheme's):
+/// an endpoint's `headers` may not name them, and a stored one that does is never sent.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "user-agent",
+    "host",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-webhook-id",
+    "x-webhook-timestamp",
+    "x-webhook-signature",
+];
+
+/// Whether `name` (in any case) is one of the headers herald sets itself.
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS.iter().any(|reserved| reserved.eq_ignore_ascii_case(name))
+}
+
 #[derive(Debug, Clone)]
 pub struct SendOutcome {
     pub status: Option<u16>,
@@ -25,6 +45,20 @@ pub struct SendOutcome {
     pub retry_after: Option<String>,
     /// The SSRF guard refused the target: not worth retrying.
     pub refused: bool,
+}
+
+impl SendOutcome {
+    /// No answer: the attempt failed before or while talking to the endpoint.
+    fn failed(error: String, duration_ms: i64) -> Self {
+        Self {
+            status: None,
+            response_body: None,
+            error: Some(error),
+            duration_ms,
+            retry_after: None,
+            refused: false,
+        }
+    }
 }
 
 struct GuardedResolver {
@@ -94,12 +128,8 @@ pub async fn send(
     // Literal addresses never reach the resolver, so they are checked here, on every attempt.
     if let Err(e) = policy.check_url(url) {
         return SendOutcome {
-            status: None,
-            response_body: None,
-            error: Some(format!("refused by the SSRF guard: {e}")),
-            duration_ms: 0,
-            retry_after: None,
             refused: true,
+            ..SendOutcome::failed(format!("refused by the SSRF guard: {e}"), 0)
         };
     }
     let mut req = client.post(url).insert_header(("Content-Type", "application/json"));
@@ -130,21 +160,24 @@ pub async fn send(
             retry_after,
             refused: false,
         },
-        Ok(Err(e)) => SendOutcome {
-            status: None,
-            response_body: None,
-            error: Some(storable(&e)),
-            duration_ms: elapsed(started),
-            retry_after: None,
-            refused: false,
-        },
-        Err(_) => SendOutcome {
-            status: None,
-            response_body: None,
-            error: Some(format!("timed out after {} ms", timeout.as_millis())),
-            duration_ms: elapsed(started),
-            retry_after: None,
-            refused: false,
-        },
+        Ok(Err(e)) => SendOutcome::failed(storable(&e), elapsed(started)),
+        Err(_) => {
+            SendOutcome::failed(format!("timed out after {} ms", timeout.as_millis()), elapsed(started))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_reserved_header;
+
+    #[test]
+    fn herald_s_own_headers_are_reserved_in_any_case() {
+        for name in ["Content-Type", "host", "Webhook-Signature", "X-WEBHOOK-ID"] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        for name in ["Authorization", "x-tenant", "webhook-ids"] {
+            assert!(!is_reserved_header(name), "{name}");
+        }
     }
 }

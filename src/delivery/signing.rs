@@ -6,6 +6,10 @@ pub use herald_client::webhook::{
     verify_standard_webhooks, verify_stripe,
 };
 
+/// How long a rotated-out secret stays in force beside the new one (endpoints' signing
+/// secrets and sources' provider secrets alike).
+pub const ROTATION_GRACE_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// The secrets in force after a rotation: the current one first, then the previous one
 /// until its grace period ends (outgoing signatures and inbound verification alike).
 pub fn secrets_in_force<'a>(

@@ -1,8 +1,8 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::schema::{api_keys::dsl as k, organizations::dsl as o};
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::api_keys)]
@@ -27,13 +27,32 @@ pub struct KeyOwner {
     pub rate_limit_per_minute: i32,
 }
 
-pub fn insert(conn: &mut DbConn, key: &ApiKey) -> Result<(), ApiError> {
-    diesel::insert_into(k::api_keys).values(key).execute(conn)?;
-    Ok(())
+/// A key just made, with the key itself: the store keeps only its hash, so this is the one
+/// time anyone sees it.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub row: ApiKey,
+    pub key: String,
+}
+
+/// Makes and stores a new key for an organisation.
+pub fn issue(conn: &mut DbConn, org_id: &str) -> Result<IssuedKey, StoreError> {
+    let key = crate::ids::secret_token::<32>("hk");
+    let row = ApiKey {
+        id: crate::ids::new_id("key"),
+        org_id: org_id.to_string(),
+        prefix: key[..11].to_string(),
+        key_hash: crate::ids::sha256_hex(key.as_bytes()),
+        created_at: crate::ids::now_ms(),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    diesel::insert_into(k::api_keys).values(&row).execute(conn)?;
+    Ok(IssuedKey { row, key })
 }
 
 /// The live key with this hash: its owner, and when it was last noted as used.
-pub fn find_owner(conn: &mut DbConn, key_hash: &str) -> Result<Option<(KeyOwner, Option<i64>)>, ApiError> {
+pub fn find_owner(conn: &mut DbConn, key_hash: &str) -> Result<Option<(KeyOwner, Option<i64>)>, StoreError> {
     let row = k::api_keys
         .inner_join(o::organizations)
         .filter(k::key_hash.eq(key_hash))
@@ -58,7 +77,7 @@ pub fn list(
     range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<ApiKey>, ApiError> {
+) -> Result<Vec<ApiKey>, StoreError> {
     let mut q = k::api_keys.filter(k::org_id.eq(org_id)).filter(k::revoked_at.is_null()).into_boxed();
     q = super::within!(q, k::created_at, range);
     if let Some(c) = before_id {
@@ -69,7 +88,7 @@ pub fn list(
 
 /// Revokes a live key of `org_id` (it and its dashboard sessions stop working); false when
 /// there is no such live key.
-pub fn revoke(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+pub fn revoke(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
     let n = diesel::update(
         k::api_keys.filter(k::id.eq(id)).filter(k::org_id.eq(org_id)).filter(k::revoked_at.is_null()),
     )
@@ -79,7 +98,7 @@ pub fn revoke(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<boo
 }
 
 /// Revokes a live key by id alone (the command line); its organisation, if it was live.
-pub fn revoke_any(conn: &mut DbConn, id: &str, now: i64) -> Result<Option<String>, ApiError> {
+pub fn revoke_any(conn: &mut DbConn, id: &str, now: i64) -> Result<Option<String>, StoreError> {
     super::write_txn(conn, |c| {
         let org: Option<String> = k::api_keys
             .filter(k::id.eq(id))
@@ -95,7 +114,7 @@ pub fn revoke_any(conn: &mut DbConn, id: &str, now: i64) -> Result<Option<String
 }
 
 /// Notes that a key was used, at most once a minute (a conditional write).
-pub fn touch(conn: &mut DbConn, id: &str, now: i64) -> Result<(), ApiError> {
+pub fn touch(conn: &mut DbConn, id: &str, now: i64) -> Result<(), StoreError> {
     diesel::update(
         k::api_keys
             .filter(k::id.eq(id))

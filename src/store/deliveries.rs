@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::endpoints::Endpoint;
 use super::events::{Event, Lease};
 use super::schema::deliveries::dsl as d;
@@ -9,7 +10,7 @@ use super::schema::delivery_attempts::dsl as a;
 use super::schema::endpoints::dsl as e;
 use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
+use crate::domain::{DeliveryOrder, DeliveryStatus};
 
 diesel::define_sql_function! {
     /// SQL's COALESCE for a nullable time and a fallback.
@@ -23,7 +24,7 @@ pub struct Delivery {
     pub org_id: String,
     pub event_seq: i64,
     pub endpoint_id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempt_count: i32,
     pub retry_base: i32,
     pub next_attempt_at: Option<i64>,
@@ -44,7 +45,7 @@ pub struct NewDelivery {
     pub org_id: String,
     pub event_seq: i64,
     pub endpoint_id: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub next_attempt_at: Option<i64>,
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<i64>,
@@ -59,7 +60,7 @@ impl NewDelivery {
             org_id: event.org_id.clone(),
             event_seq: event.seq,
             endpoint_id: endpoint_id.to_string(),
-            status: "pending".into(),
+            status: DeliveryStatus::Pending,
             next_attempt_at: Some(now),
             lease_owner: lease.map(|l| l.owner.clone()),
             lease_expires_at: lease.map(|l| l.expires_at),
@@ -105,11 +106,11 @@ pub struct AttemptRow {
     pub error: Option<String>,
 }
 
-pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Delivery, ApiError> {
-    find(conn, org_id, id)?.ok_or_else(|| ApiError::not_found("Delivery"))
+pub fn get(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Delivery, StoreError> {
+    find(conn, org_id, id)?.ok_or(StoreError::NotFound("Delivery"))
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery>, ApiError> {
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::org_id.eq(org_id))
         .filter(d::id.eq(id))
@@ -118,7 +119,7 @@ pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Delivery
         .optional()?)
 }
 
-pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>, ApiError> {
+pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>, StoreError> {
     Ok(a::delivery_attempts
         .filter(a::delivery_id.eq(delivery_id))
         .order(a::id.asc())
@@ -126,7 +127,7 @@ pub fn attempts(conn: &mut DbConn, delivery_id: &str) -> Result<Vec<AttemptRow>,
         .load(conn)?)
 }
 
-pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, ApiError> {
+pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::event_seq.eq(seq))
         .order(d::id.asc())
@@ -134,7 +135,7 @@ pub fn for_event(conn: &mut DbConn, seq: i64) -> Result<Vec<Delivery>, ApiError>
         .load(conn)?)
 }
 
-pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, ApiError> {
+pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, StoreError> {
     Ok(ev::events.find(delivery.event_seq).select(Event::as_select()).first(conn)?)
 }
 
@@ -144,7 +145,7 @@ pub fn event_of(conn: &mut DbConn, delivery: &Delivery) -> Result<Event, ApiErro
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
-    pub statuses: Vec<String>,
+    pub statuses: Vec<DeliveryStatus>,
     pub range: super::TimeRange,
 }
 
@@ -154,7 +155,7 @@ pub fn list(
     filter: &DeliveryFilter,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<(Delivery, Event)>, ApiError> {
+) -> Result<Vec<(Delivery, Event)>, StoreError> {
     let mut q = d::deliveries.inner_join(ev::events).filter(d::org_id.eq(org_id)).into_boxed();
     if let Some(ep) = &filter.endpoint_id {
         q = q.filter(d::endpoint_id.eq(ep.clone()));
@@ -192,7 +193,12 @@ pub struct DeliveryUpdate {
 /// `owner` still holds it and no other attempt was recorded since this one started: a
 /// stale result (the delivery was retried, replayed or taken over meanwhile) keeps its
 /// attempt row and changes nothing else.
-pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), ApiError> {
+pub fn record(
+    conn: &mut DbConn,
+    updates: &[DeliveryUpdate],
+    owner: &str,
+    now: i64,
+) -> Result<(), StoreError> {
     write_txn(conn, |c| {
         let attempts: Vec<AttemptRow> = updates.iter().filter_map(|u| u.attempt.clone()).collect();
         if !attempts.is_empty() {
@@ -208,12 +214,23 @@ pub fn record(conn: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i
     })
 }
 
-fn next_columns(next: &NextState) -> (&'static str, Option<i64>) {
-    match next {
-        NextState::Succeeded => ("succeeded", None),
-        NextState::Failed => ("failed", None),
-        NextState::Dead => ("dead", None),
-        NextState::Retry(at) | NextState::Release(at) => ("pending", Some(*at)),
+impl NextState {
+    /// The delivery's status once this is written.
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            NextState::Succeeded => DeliveryStatus::Succeeded,
+            NextState::Failed => DeliveryStatus::Failed,
+            NextState::Dead => DeliveryStatus::Dead,
+            NextState::Retry(_) | NextState::Release(_) => DeliveryStatus::Pending,
+        }
+    }
+
+    /// When it is due next, if it stays pending.
+    fn next_attempt_at(&self) -> Option<i64> {
+        match self {
+            NextState::Retry(at) | NextState::Release(at) => Some(*at),
+            NextState::Succeeded | NextState::Failed | NextState::Dead => None,
+        }
     }
 }
 
@@ -222,16 +239,15 @@ fn record_bulk_pg(
     updates: &[DeliveryUpdate],
     owner: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text};
     let mut ids = Vec::with_capacity(updates.len());
     let (mut statuses, mut next_ats, mut attempted) = (Vec::new(), Vec::new(), Vec::new());
     let (mut numbers, mut codes, mut errors, mut started) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for u in updates {
-        let (status, next_at) = next_columns(&u.next);
         ids.push(u.delivery_id.clone());
-        statuses.push(status.to_string());
-        next_ats.push(next_at);
+        statuses.push(u.next.status().as_str());
+        next_ats.push(u.next.next_attempt_at());
         attempted.push(u.attempt.is_some());
         numbers.push(u.attempt.as_ref().map(|a| a.attempt));
         codes.push(u.attempt.as_ref().and_then(|a| a.status_code));
@@ -272,16 +288,16 @@ fn record_bulk_pg(
     Ok(())
 }
 
-fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), ApiError> {
+fn record_rows(c: &mut DbConn, updates: &[DeliveryUpdate], owner: &str, now: i64) -> Result<(), StoreError> {
     // In id order (stable: one delivery's results keep theirs), as renew_leases locks.
     let mut ordered: Vec<&DeliveryUpdate> = updates.iter().collect();
     ordered.sort_by(|a, b| a.delivery_id.cmp(&b.delivery_id));
     for u in ordered {
         let row = d::deliveries
             .filter(d::id.eq(&u.delivery_id))
-            .filter(d::status.eq("pending"))
+            .filter(d::status.eq(DeliveryStatus::Pending))
             .filter(d::lease_owner.eq(owner));
-        let (status, next_at) = next_columns(&u.next);
+        let (status, next_at) = (u.next.status(), u.next.next_attempt_at());
         let lease_clear = (d::lease_owner.eq(None::<String>), d::lease_expires_at.eq(None::<i64>));
         match &u.attempt {
             Some(att) => {
@@ -350,53 +366,17 @@ pub fn claim_due(
     limit: i64,
     which: Claimable,
     scope: ClaimScope,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, StoreError> {
     #[derive(QueryableByName)]
     struct Claimed {
         #[diesel(sql_type = diesel::sql_types::Text)]
         id: String,
     }
     use diesel::sql_types::{BigInt, Text};
-    let held = match which {
-        Claimable::Unleased => "d.lease_owner IS NULL",
-        Claimable::Expired => "d.lease_owner IS NOT NULL AND d.lease_expires_at < $2",
+    let Some(pick) = claimable_sql(matches!(conn, DbConn::Pg(_)), which, scope) else {
+        return Ok(Vec::new());
     };
-    // $1 owner, $2 now, $3 limit, $4 lease expiry (SQLite numbers its `?` the same way).
-    // In a cluster only the endpoint's owner sends its deliveries.
-    let owned = match conn {
-        DbConn::Pg(_) => {
-            "AND EXISTS (SELECT 1 FROM endpoint_owners o WHERE o.endpoint_id = d.endpoint_id \
-             AND o.owner = $1 AND o.expires_at > $2)"
-        }
-        DbConn::Sqlite(_) => "",
-    };
-    let scoped = match scope {
-        ClaimScope::AllBut(full) => {
-            let skipped: Vec<String> =
-                full.iter().filter(|id| generated_id(id)).map(|id| format!("'{id}'")).collect();
-            if skipped.is_empty() {
-                String::new()
-            } else {
-                format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
-            }
-        }
-        ClaimScope::Only(id) if generated_id(id) => format!("AND d.endpoint_id = '{id}'"),
-        ClaimScope::Only(_) => return Ok(Vec::new()),
-    };
-    // A FIFO endpoint's delivery is claimable only at the head of its queue (the lowest
-    // event seq still pending) and while none of its others is held: one at a time, in order,
-    // across retries, restarts and replays.
-    let fifo = "AND (e.ordering <> 'fifo' OR (\
-         d.event_seq = (SELECT MIN(q.event_seq) FROM deliveries q \
-           WHERE q.endpoint_id = d.endpoint_id AND q.status = 'pending') \
-         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.endpoint_id = d.endpoint_id \
-           AND f.status = 'pending' AND f.id <> d.id AND f.lease_owner IS NOT NULL AND f.lease_expires_at >= $2)))";
-    let pick = format!(
-        "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
-         WHERE d.status = 'pending' AND {held} AND d.next_attempt_at <= $2 \
-         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} {fifo} \
-         ORDER BY d.next_attempt_at LIMIT $3"
-    );
+    // $4: the lease's expiry, beside the query's $1 to $3.
     let update = |pick: &str| {
         format!(
             "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $4 WHERE id IN ({pick}) RETURNING id"
@@ -419,10 +399,54 @@ pub fn claim_due(
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
+/// The query of the deliveries a claim takes, oldest due first: $1 owner, $2 now, $3 limit
+/// (SQLite numbers its `?` the same way). `None` when the scope names no endpoint that can
+/// be in SQL.
+fn claimable_sql(postgres: bool, which: Claimable, scope: ClaimScope) -> Option<String> {
+    let lease_condition = match which {
+        Claimable::Unleased => "d.lease_owner IS NULL",
+        Claimable::Expired => "d.lease_owner IS NOT NULL AND d.lease_expires_at < $2",
+    };
+    // In a cluster only the endpoint's owner sends its deliveries.
+    let owned = if postgres {
+        "AND EXISTS (SELECT 1 FROM endpoint_owners o WHERE o.endpoint_id = d.endpoint_id \
+         AND o.owner = $1 AND o.expires_at > $2)"
+    } else {
+        ""
+    };
+    let scoped = match scope {
+        ClaimScope::AllBut(full) => {
+            let skipped: Vec<String> =
+                full.iter().filter(|id| generated_id(id)).map(|id| format!("'{id}'")).collect();
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("AND d.endpoint_id NOT IN ({})", skipped.join(","))
+            }
+        }
+        ClaimScope::Only(id) if generated_id(id) => format!("AND d.endpoint_id = '{id}'"),
+        ClaimScope::Only(_) => return None,
+    };
+    // A FIFO endpoint's delivery is claimable only at the head of its queue (the lowest
+    // event seq still pending) and while none of its others is held: one at a time, in order,
+    // across retries, restarts and replays.
+    let fifo = "AND (e.ordering <> 'fifo' OR (\
+         d.event_seq = (SELECT MIN(q.event_seq) FROM deliveries q \
+           WHERE q.endpoint_id = d.endpoint_id AND q.status = 'pending') \
+         AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.endpoint_id = d.endpoint_id \
+           AND f.status = 'pending' AND f.id <> d.id AND f.lease_owner IS NOT NULL AND f.lease_expires_at >= $2)))";
+    Some(format!(
+        "SELECT d.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id \
+         WHERE d.status = 'pending' AND {lease_condition} AND d.next_attempt_at <= $2 \
+         AND e.status = 'active' AND e.deleted_at IS NULL {owned} {scoped} {fifo} \
+         ORDER BY d.next_attempt_at LIMIT $3"
+    ))
+}
+
 /// Makes the head of each active FIFO endpoint's queue due, when it waits undated behind
 /// a delivery that is now final (a FIFO endpoint's deliveries are stored without a due time:
 /// a claim never scans its backlog). One statement, an index probe per FIFO endpoint.
-pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, ApiError> {
+pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, StoreError> {
     use diesel::sql_types::BigInt;
     let sql = "UPDATE deliveries SET next_attempt_at = $1 \
                WHERE status = 'pending' AND next_attempt_at IS NULL AND id IN ( \
@@ -440,7 +464,7 @@ pub fn promote_queue_heads(conn: &mut DbConn, now: i64) -> Result<usize, ApiErro
 }
 
 /// Everything needed to send the given deliveries.
-pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Event, Endpoint)>, ApiError> {
+pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Event, Endpoint)>, StoreError> {
     Ok(d::deliveries
         .inner_join(ev::events)
         .inner_join(e::endpoints)
@@ -451,19 +475,29 @@ pub fn load_jobs(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(Delivery, Eve
 
 /// Keeps alive the claims an actor holds (queued or in flight), and only those: anything
 /// dropped is claimable again once its lease runs out.
-pub fn renew_ids(conn: &mut DbConn, owner: &str, ids: &[String], expires_at: i64) -> Result<usize, ApiError> {
+pub fn renew_ids(
+    conn: &mut DbConn,
+    owner: &str,
+    ids: &[String],
+    expires_at: i64,
+) -> Result<usize, StoreError> {
     update_ids(conn, owner, ids, Some(expires_at))
 }
 
 /// Gives back claims an actor will not attempt (it was retired, or its queue overflowed).
-pub fn release_ids(conn: &mut DbConn, owner: &str, ids: &[String]) -> Result<usize, ApiError> {
+pub fn release_ids(conn: &mut DbConn, owner: &str, ids: &[String]) -> Result<usize, StoreError> {
     update_ids(conn, owner, ids, None)
 }
 
 /// Renews (`Some(expiry)`) or releases (`None`) the given pending deliveries `owner` holds.
 /// On PostgreSQL the rows are locked in id order first, the order the ResultWriter writes
 /// in, so the two never deadlock.
-fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>) -> Result<usize, ApiError> {
+fn update_ids(
+    conn: &mut DbConn,
+    owner: &str,
+    ids: &[String],
+    renew: Option<i64>,
+) -> Result<usize, StoreError> {
     use diesel::sql_types::{Array, BigInt, Nullable, Text};
     if ids.is_empty() {
         return Ok(0);
@@ -489,7 +523,7 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
                     let held = d::deliveries
                         .filter(d::id.eq_any(chunk))
                         .filter(d::lease_owner.eq(owner))
-                        .filter(d::status.eq("pending"));
+                        .filter(d::status.eq(DeliveryStatus::Pending));
                     match renew {
                         Some(at) => diesel::update(held).set(d::lease_expires_at.eq(at)).execute(c)?,
                         None => diesel::update(held)
@@ -504,18 +538,20 @@ fn update_ids(conn: &mut DbConn, owner: &str, ids: &[String], renew: Option<i64>
 }
 
 /// Gives back every claim this node holds (graceful shutdown).
-pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, ApiError> {
+pub fn release_node(conn: &mut DbConn, owner: &str) -> Result<usize, StoreError> {
     release_held(conn, owner, None)
 }
 
 /// Gives back the claims this node holds for one endpoint (its actor died).
-pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, ApiError> {
+pub fn release_endpoint(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<usize, StoreError> {
     release_held(conn, owner, Some(endpoint_id))
 }
 
-fn release_held(conn: &mut DbConn, owner: &str, endpoint_id: Option<&str>) -> Result<usize, ApiError> {
-    let mut query =
-        d::deliveries.filter(d::lease_owner.eq(owner)).filter(d::status.eq("pending")).into_boxed();
+fn release_held(conn: &mut DbConn, owner: &str, endpoint_id: Option<&str>) -> Result<usize, StoreError> {
+    let mut query = d::deliveries
+        .filter(d::lease_owner.eq(owner))
+        .filter(d::status.eq(DeliveryStatus::Pending))
+        .into_boxed();
     if let Some(id) = endpoint_id {
         query = query.filter(d::endpoint_id.eq(id));
     }
@@ -528,7 +564,7 @@ pub struct ReplaySelection<'a> {
     pub org_id: &'a str,
     pub ids: Option<&'a [String]>,
     pub endpoint_id: Option<&'a str>,
-    pub statuses: &'a [&'a str],
+    pub statuses: &'a [DeliveryStatus],
     pub since: Option<i64>,
     pub until: Option<i64>,
 }
@@ -536,8 +572,8 @@ pub struct ReplaySelection<'a> {
 /// Puts matching deliveries of live endpoints back to `pending`, due now, with a fresh
 /// retry schedule. The update re-checks every condition, so a delivery that changed
 /// meanwhile is left alone. Returns how many were re-queued.
-pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usize, ApiError> {
-    let statuses: Vec<String> = sel.statuses.iter().map(|s| s.to_string()).collect();
+pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usize, StoreError> {
+    let statuses = sel.statuses.to_vec();
     let live_endpoints = || e::endpoints.filter(e::deleted_at.is_null()).select(e::id);
     write_txn(conn, |c| {
         let mut q = d::deliveries
@@ -568,7 +604,7 @@ pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usi
                     .filter(d::endpoint_id.eq_any(live_endpoints())),
             )
             .set((
-                d::status.eq("pending"),
+                d::status.eq(DeliveryStatus::Pending),
                 d::next_attempt_at.eq(now),
                 d::retry_base.eq(d::attempt_count),
                 d::lease_owner.eq(None::<String>),
@@ -581,8 +617,11 @@ pub fn requeue(conn: &mut DbConn, sel: &ReplaySelection, now: i64) -> Result<usi
             diesel::update(
                 d::deliveries
                     .filter(d::id.eq_any(chunk))
-                    .filter(d::status.eq("pending"))
-                    .filter(d::endpoint_id.eq_any(e::endpoints.filter(e::ordering.eq("fifo")).select(e::id))),
+                    .filter(d::status.eq(DeliveryStatus::Pending))
+                    .filter(
+                        d::endpoint_id
+                            .eq_any(e::endpoints.filter(e::ordering.eq(DeliveryOrder::Fifo)).select(e::id)),
+                    ),
             )
             .set(d::next_attempt_at.eq(None::<i64>))
             .execute(c)?;
@@ -604,7 +643,7 @@ pub enum Retry {
 
 /// Makes one delivery due now, unless a node holds it or its endpoint is deleted: one
 /// conditional statement, so a retry can never race an attempt into a second send.
-pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retry, ApiError> {
+pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retry, StoreError> {
     use diesel::sql_types::{BigInt, Text};
     // $1 id, $2 org, $3 now (SQLite numbers its `?` the same way).
     // A FIFO endpoint's delivery waits undated in its queue (dated when it heads it).
@@ -640,10 +679,10 @@ pub fn retry(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Retr
 }
 
 /// The head of an endpoint's queue: its pending delivery of the lowest event seq.
-pub fn queue_head(conn: &mut DbConn, endpoint_id: &str) -> Result<Option<Delivery>, ApiError> {
+pub fn queue_head(conn: &mut DbConn, endpoint_id: &str) -> Result<Option<Delivery>, StoreError> {
     Ok(d::deliveries
         .filter(d::endpoint_id.eq(endpoint_id))
-        .filter(d::status.eq("pending"))
+        .filter(d::status.eq(DeliveryStatus::Pending))
         .order(d::event_seq.asc())
         .select(Delivery::as_select())
         .first(conn)
@@ -660,19 +699,19 @@ pub enum Cancel {
 
 /// Marks a pending delivery that no node is attempting `failed` ("cancelled"): a FIFO
 /// endpoint's queue moves on past it. One conditional write.
-pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Cancel, ApiError> {
+pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Cancel, StoreError> {
     write_txn(conn, |c| {
         let n = diesel::update(
             d::deliveries
                 .filter(d::id.eq(id))
                 .filter(d::org_id.eq(org_id))
-                .filter(d::status.eq("pending"))
+                .filter(d::status.eq(DeliveryStatus::Pending))
                 // Held (even past its lease: its node may still be sending it), it is not
                 // cancelled: a FIFO receiver must never see two at once.
                 .filter(d::lease_owner.is_null()),
         )
         .set((
-            d::status.eq("failed"),
+            d::status.eq(DeliveryStatus::Failed),
             d::last_error.eq("cancelled"),
             d::next_attempt_at.eq(None::<i64>),
             d::lease_owner.eq(None::<String>),
@@ -692,6 +731,6 @@ pub fn cancel(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<Can
     })
 }
 
-pub fn count_pending(conn: &mut DbConn) -> Result<i64, ApiError> {
-    Ok(d::deliveries.filter(d::status.eq("pending")).count().get_result(conn)?)
+pub fn count_pending(conn: &mut DbConn) -> Result<i64, StoreError> {
+    Ok(d::deliveries.filter(d::status.eq(DeliveryStatus::Pending)).count().get_result(conn)?)
 }

@@ -4,10 +4,13 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::schema::deliveries::dsl as d;
 use super::schema::endpoints::dsl as e;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
+use crate::delivery::circuit::CircuitState;
+use crate::delivery::signing::SignatureScheme;
+use crate::domain::{DeliveryOrder, DeliveryStatus, EndpointStatus};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::endpoints)]
@@ -21,13 +24,14 @@ pub struct Endpoint {
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
+    /// Text, not `SignatureScheme` (a foreign type diesel cannot take): see `scheme()`.
     pub signature_scheme: String,
-    pub status: String,
+    pub status: EndpointStatus,
     pub rate_limit_per_second: Option<i32>,
     pub max_in_flight: Option<i32>,
     /// JSON object of extra headers sent with every webhook.
     pub headers: String,
-    pub circuit_state: String,
+    pub circuit_state: CircuitState,
     pub consecutive_failures: i32,
     pub circuit_open_until: Option<i64>,
     pub last_success_at: Option<i64>,
@@ -42,7 +46,7 @@ pub struct Endpoint {
     /// The version pinned per event type (a JSON object), if any.
     pub versions: Option<String>,
     /// `fifo`: deliveries go one at a time in event order; `none`: in parallel.
-    pub ordering: String,
+    pub ordering: DeliveryOrder,
 }
 
 /// What a `PATCH` changes: each `Some` column is written, every other one is left exactly
@@ -55,14 +59,14 @@ pub struct EndpointChanges {
     pub headers: Option<String>,
     pub signature_scheme: Option<String>,
     pub description: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<EndpointStatus>,
     pub rate_limit_per_second: Option<i32>,
     pub max_in_flight: Option<i32>,
     /// `Some(None)` removes the filter.
     pub payload_filter: Option<Option<String>>,
     /// `Some(None)` removes the pins.
     pub versions: Option<Option<String>>,
-    pub ordering: Option<String>,
+    pub ordering: Option<DeliveryOrder>,
 }
 
 impl Endpoint {
@@ -71,23 +75,17 @@ impl Endpoint {
     }
 
     pub fn fifo(&self) -> bool {
-        self.ordering == "fifo"
+        self.ordering == DeliveryOrder::Fifo
+    }
+
+    /// The signature scheme; text no version wrote reads as the default one.
+    pub fn scheme(&self) -> SignatureScheme {
+        SignatureScheme::parse(&self.signature_scheme).unwrap_or_default()
     }
 
     /// The pinned version per event type.
     pub fn pinned_versions(&self) -> HashMap<String, i32> {
         self.versions.as_deref().and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
-    }
-}
-
-/// `*` matches everything, `order.*` every type under `order.`, anything else itself.
-pub fn type_matches(filter: &str, event_type: &str) -> bool {
-    if filter == "*" {
-        return true;
-    }
-    match filter.strip_suffix('*') {
-        Some(prefix) => event_type.starts_with(prefix),
-        None => filter == event_type,
     }
 }
 
@@ -99,7 +97,7 @@ fn live(org_id: &str) -> super::schema::endpoints::BoxedQuery<'_, super::DbBacke
 /// Stores a new endpoint unless its organisation has reached its quota (its own
 /// `max_endpoints`, else `default_max`); in a cluster the nodes hear of it at once, so that
 /// it gets its owner without waiting for the next ownership round.
-pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), ApiError> {
+pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), StoreError> {
     write_txn(conn, |c| {
         // Concurrent creates of one organisation queue here (SQLite: the write lock), so
         // the count below cannot be passed by two of them at once.
@@ -120,7 +118,7 @@ pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), 
             .count()
             .get_result(c)?;
         if live >= i64::from(max) {
-            return Err(ApiError::forbidden(format!(
+            return Err(StoreError::QuotaReached(format!(
                 "This organisation has reached its max_endpoints quota ({max}): delete an endpoint, or ask \
                  an administrator to raise it"
             )));
@@ -130,30 +128,30 @@ pub fn insert(conn: &mut DbConn, ep: &Endpoint, default_max: u32) -> Result<(), 
     })
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Endpoint, ApiError> {
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Endpoint, StoreError> {
     live(org_id)
         .filter(e::id.eq(id))
         .select(Endpoint::as_select())
         .first(conn)
         .optional()?
-        .ok_or_else(|| ApiError::not_found("Endpoint"))
+        .ok_or(StoreError::NotFound("Endpoint"))
 }
 
-pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Endpoint>, ApiError> {
+pub fn find_any(conn: &mut DbConn, id: &str) -> Result<Option<Endpoint>, StoreError> {
     Ok(e::endpoints.find(id).select(Endpoint::as_select()).first(conn).optional()?)
 }
 
 pub fn list(
     conn: &mut DbConn,
     org_id: &str,
-    status: Option<&str>,
+    status: Option<EndpointStatus>,
     range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<Endpoint>, ApiError> {
+) -> Result<Vec<Endpoint>, StoreError> {
     let mut q = live(org_id);
     if let Some(s) = status {
-        q = q.filter(e::status.eq(s.to_string()));
+        q = q.filter(e::status.eq(s));
     }
     q = super::within!(q, e::created_at, range);
     if let Some(c) = before_id {
@@ -164,8 +162,8 @@ pub fn list(
 
 /// Active endpoints of an organisation subscribed to `event_type`.
 /// The organisation's active endpoints, whatever they subscribe to.
-pub fn active(conn: &mut DbConn, org_id: &str) -> Result<Vec<Endpoint>, ApiError> {
-    Ok(live(org_id).filter(e::status.eq("active")).select(Endpoint::as_select()).load(conn)?)
+pub fn active(conn: &mut DbConn, org_id: &str) -> Result<Vec<Endpoint>, StoreError> {
+    Ok(live(org_id).filter(e::status.eq(EndpointStatus::Active)).select(Endpoint::as_select()).load(conn)?)
 }
 
 /// A live endpoint of `org_id`: where every conditional write of one endpoint starts.
@@ -183,14 +181,14 @@ pub fn update(
     id: &str,
     changes: &EndpointChanges,
     now: i64,
-) -> Result<Endpoint, ApiError> {
+) -> Result<Endpoint, StoreError> {
     write_txn(conn, |c| {
-        if changes.status.as_deref() == Some("active") {
+        if changes.status == Some(EndpointStatus::Active) {
             // A re-enabled endpoint starts with a clean slate; an active one keeps its circuit.
-            diesel::update(live_one!(org_id, id).filter(e::status.ne("active")))
+            diesel::update(live_one!(org_id, id).filter(e::status.ne(EndpointStatus::Active)))
                 .set((
                     e::failing_since.eq(None::<i64>),
-                    e::circuit_state.eq("closed"),
+                    e::circuit_state.eq(CircuitState::Closed),
                     e::consecutive_failures.eq(0),
                     e::circuit_open_until.eq(None::<i64>),
                 ))
@@ -200,7 +198,7 @@ pub fn update(
             .set((changes, e::version.eq(e::version + 1), e::updated_at.eq(now)))
             .execute(c)?;
         if n == 1 {
-            requeue_for_ordering(c, id, changes.ordering.as_deref(), now)?;
+            requeue_for_ordering(c, id, changes.ordering, now)?;
         }
         changed(c, org_id, id, n)
     })
@@ -209,15 +207,21 @@ pub fn update(
 /// After a change of ordering, the endpoint's pending deliveries follow the new rule: in
 /// FIFO order they wait undated behind the head (the scheduler dates each as it comes up;
 /// a retry already scheduled keeps its time), otherwise every one is due.
-fn requeue_for_ordering(c: &mut DbConn, id: &str, ordering: Option<&str>, now: i64) -> Result<(), ApiError> {
-    let pending = || d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq("pending"));
+fn requeue_for_ordering(
+    c: &mut DbConn,
+    id: &str,
+    ordering: Option<DeliveryOrder>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let pending =
+        || d::deliveries.filter(d::endpoint_id.eq(id)).filter(d::status.eq(DeliveryStatus::Pending));
     match ordering {
-        Some("fifo") => {
+        Some(DeliveryOrder::Fifo) => {
             diesel::update(pending().filter(d::lease_owner.is_null()).filter(d::next_attempt_at.le(now)))
                 .set(d::next_attempt_at.eq(None::<i64>))
                 .execute(c)?;
         }
-        Some(_) => {
+        Some(DeliveryOrder::Unordered) => {
             diesel::update(pending().filter(d::next_attempt_at.is_null()))
                 .set(d::next_attempt_at.eq(now))
                 .execute(c)?;
@@ -236,7 +240,7 @@ pub fn rotate_secret(
     secret: &str,
     previous_expires_at: i64,
     now: i64,
-) -> Result<Endpoint, ApiError> {
+) -> Result<Endpoint, StoreError> {
     write_txn(conn, |c| {
         let n = diesel::update(live_one!(org_id, id))
             .set((
@@ -252,9 +256,9 @@ pub fn rotate_secret(
 }
 
 /// After a conditional write of `n` rows: the row as it now stands, other nodes told.
-fn changed(c: &mut DbConn, org_id: &str, id: &str, n: usize) -> Result<Endpoint, ApiError> {
+fn changed(c: &mut DbConn, org_id: &str, id: &str, n: usize) -> Result<Endpoint, StoreError> {
     if n == 0 {
-        return Err(ApiError::not_found("Endpoint"));
+        return Err(StoreError::NotFound("Endpoint"));
     }
     super::notify::endpoint_changed(c, id)?;
     find(c, org_id, id)
@@ -268,15 +272,15 @@ pub fn disable_if_failing(
     id: &str,
     cutoff: i64,
     now: i64,
-) -> Result<Option<Endpoint>, ApiError> {
+) -> Result<Option<Endpoint>, StoreError> {
     let n = diesel::update(
         e::endpoints
             .filter(e::id.eq(id))
             .filter(e::deleted_at.is_null())
-            .filter(e::status.eq("active"))
+            .filter(e::status.eq(EndpointStatus::Active))
             .filter(e::failing_since.lt(cutoff)),
     )
-    .set((e::status.eq("disabled"), e::version.eq(e::version + 1), e::updated_at.eq(now)))
+    .set((e::status.eq(EndpointStatus::Disabled), e::version.eq(e::version + 1), e::updated_at.eq(now)))
     .execute(c)?;
     if n == 0 {
         return Ok(None);
@@ -287,17 +291,17 @@ pub fn disable_if_failing(
 
 /// The versions of these endpoints (deleted ones included), for actors checking that they
 /// have not missed a change.
-pub fn versions(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, i64)>, ApiError> {
+pub fn versions(conn: &mut DbConn, ids: &[String]) -> Result<Vec<(String, i64)>, StoreError> {
     Ok(e::endpoints.filter(e::id.eq_any(ids)).select((e::id, e::version)).load(conn)?)
 }
 
 /// Marks the endpoint deleted; its pending deliveries stop (failed, "endpoint deleted").
-pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
     write_txn(conn, |c| {
         let n = diesel::update(live_one!(org_id, id))
             .set((
                 e::deleted_at.eq(now),
-                e::status.eq("deleted"),
+                e::status.eq(EndpointStatus::Deleted),
                 e::version.eq(e::version + 1),
                 e::updated_at.eq(now),
             ))
@@ -316,7 +320,7 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
 /// A deleted endpoint's pending deliveries become `failed` ("endpoint deleted"). On
 /// PostgreSQL the rows are locked in id order first, as lease renewal and the result writer
 /// lock them, so the three never deadlock.
-fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), ApiError> {
+fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), StoreError> {
     match c {
         DbConn::Pg(pg) => {
             use diesel::sql_types::{BigInt, Text};
@@ -332,10 +336,12 @@ fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), Api
         }
         DbConn::Sqlite(_) => {
             diesel::update(
-                d::deliveries.filter(d::endpoint_id.eq(endpoint_id)).filter(d::status.eq("pending")),
+                d::deliveries
+                    .filter(d::endpoint_id.eq(endpoint_id))
+                    .filter(d::status.eq(DeliveryStatus::Pending)),
             )
             .set((
-                d::status.eq("failed"),
+                d::status.eq(DeliveryStatus::Failed),
                 d::last_error.eq("endpoint deleted"),
                 d::next_attempt_at.eq(None::<i64>),
                 d::lease_owner.eq(None::<String>),
@@ -349,7 +355,10 @@ fn settle_deleted(c: &mut DbConn, endpoint_id: &str, now: i64) -> Result<(), Api
 }
 
 /// Delivery counts by status for one endpoint.
-pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(String, i64)>, ApiError> {
+pub fn delivery_counts(
+    conn: &mut DbConn,
+    endpoint_id: &str,
+) -> Result<Vec<(DeliveryStatus, i64)>, StoreError> {
     Ok(d::deliveries
         .filter(d::endpoint_id.eq(endpoint_id))
         .group_by(d::status)
@@ -361,7 +370,7 @@ pub fn delivery_counts(conn: &mut DbConn, endpoint_id: &str) -> Result<Vec<(Stri
 #[derive(Debug, Clone)]
 pub struct CircuitUpdate {
     pub endpoint_id: String,
-    pub state: &'static str,
+    pub state: CircuitState,
     pub consecutive_failures: i32,
     pub open_until: Option<i64>,
     /// Some(t) when a delivery succeeded at t.
@@ -372,13 +381,13 @@ pub struct CircuitUpdate {
 
 /// Writes only the circuit columns (and `last_success_at`/`failing_since`): a `PATCH` in
 /// between keeps what it changed, and this never writes a deleted endpoint.
-pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiError> {
+pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), StoreError> {
     // Only while active: a late result from before a disable never overwrites the clean
     // slate a re-enable wrote.
     let target = e::endpoints
         .filter(e::id.eq(&u.endpoint_id))
         .filter(e::deleted_at.is_null())
-        .filter(e::status.eq("active"));
+        .filter(e::status.eq(EndpointStatus::Active));
     diesel::update(target)
         .set((
             e::circuit_state.eq(u.state),
@@ -400,27 +409,11 @@ pub fn apply_circuit(conn: &mut DbConn, u: &CircuitUpdate) -> Result<(), ApiErro
 }
 
 /// Active endpoints that have failed without a success since before `cutoff`.
-pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoint>, ApiError> {
+pub fn failing_since_before(conn: &mut DbConn, cutoff: i64) -> Result<Vec<Endpoint>, StoreError> {
     Ok(e::endpoints
         .filter(e::deleted_at.is_null())
-        .filter(e::status.eq("active"))
+        .filter(e::status.eq(EndpointStatus::Active))
         .filter(e::failing_since.lt(cutoff))
         .select(Endpoint::as_select())
         .load(conn)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::type_matches;
-
-    #[test]
-    fn filters() {
-        assert!(type_matches("*", "a.b"));
-        assert!(type_matches("order.*", "order.created"));
-        assert!(type_matches("order.*", "order.line.added"));
-        assert!(!type_matches("order.*", "orders.created"));
-        assert!(!type_matches("order.*", "order"));
-        assert!(type_matches("a.b", "a.b"));
-        assert!(!type_matches("a.b", "a.bc"));
-    }
 }

@@ -1,9 +1,9 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::schema::event_type_versions::dsl as v;
 use super::schema::event_types::dsl as t;
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::event_types)]
@@ -29,7 +29,7 @@ pub struct TypeVersion {
 /// Registers `version` of a type: the type itself when it is new (with `et`'s name and
 /// description), the version beside the others when it is not. A version registered
 /// before is a conflict. Answers the type.
-pub fn register(conn: &mut DbConn, et: &EventType, version: i32) -> Result<EventType, ApiError> {
+pub fn register(conn: &mut DbConn, et: &EventType, version: i32) -> Result<EventType, StoreError> {
     super::write_txn(conn, |c| {
         let existing = find_by_name(c, &et.org_id, &et.name)?;
         let stored = match existing {
@@ -59,7 +59,7 @@ pub fn register(conn: &mut DbConn, et: &EventType, version: i32) -> Result<Event
 }
 
 /// The versions of these types, oldest first.
-pub fn versions_of(conn: &mut DbConn, type_ids: &[String]) -> Result<Vec<TypeVersion>, ApiError> {
+pub fn versions_of(conn: &mut DbConn, type_ids: &[String]) -> Result<Vec<TypeVersion>, StoreError> {
     if type_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -75,7 +75,7 @@ pub fn versions_by_name(
     conn: &mut DbConn,
     org_id: &str,
     name: &str,
-) -> Result<Option<(String, Vec<TypeVersion>)>, ApiError> {
+) -> Result<Option<(String, Vec<TypeVersion>)>, StoreError> {
     let Some(found) = find_by_name(conn, org_id, name)? else { return Ok(None) };
     let versions = versions_of(conn, std::slice::from_ref(&found.id))?;
     Ok(Some((found.id, versions)))
@@ -88,7 +88,7 @@ pub fn list(
     range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<EventType>, ApiError> {
+) -> Result<Vec<EventType>, StoreError> {
     let mut q = t::event_types.filter(t::org_id.eq(org_id)).into_boxed();
     q = super::within!(q, t::created_at, range);
     if let Some(c) = before_id {
@@ -97,7 +97,7 @@ pub fn list(
     Ok(q.order(t::id.desc()).limit(limit).select(EventType::as_select()).load(conn)?)
 }
 
-pub fn find_by_name(conn: &mut DbConn, org_id: &str, name: &str) -> Result<Option<EventType>, ApiError> {
+pub fn find_by_name(conn: &mut DbConn, org_id: &str, name: &str) -> Result<Option<EventType>, StoreError> {
     Ok(t::event_types
         .filter(t::org_id.eq(org_id))
         .filter(t::name.eq(name))

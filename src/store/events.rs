@@ -5,12 +5,15 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::deliveries::{Delivery, NewDelivery};
 use super::endpoints::{self, Endpoint};
 use super::schema::deliveries::dsl as d;
 use super::schema::events::dsl as ev;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
+use crate::delivery::envelope::{EventFields, envelope_text};
+use crate::delivery::type_patterns::type_matches;
+use crate::domain::EndpointStatus;
 
 /// Serialises sequence assignment on PostgreSQL so events commit in `seq` order: a stream
 /// cursor may then never skip an event whose transaction commits late.
@@ -29,6 +32,20 @@ pub struct Event {
     pub created_at: i64,
     /// The version of its type it was published as.
     pub version: i32,
+}
+
+impl Event {
+    /// What its envelope (the body of a webhook, the data of a stream frame) shows.
+    pub fn envelope_fields(&self) -> EventFields<'_> {
+        EventFields {
+            id: &self.id,
+            event_type: &self.event_type,
+            created_at: self.created_at,
+            version: self.version,
+            correlation_id: self.correlation_id.as_deref(),
+            payload: &self.payload,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -79,7 +96,7 @@ pub fn publish(
     new: &NewEvent,
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
-) -> Result<Published, ApiError> {
+) -> Result<Published, StoreError> {
     write_txn(conn, |c| publish_in_txn(c, new, only_endpoint, lease))
 }
 
@@ -89,7 +106,7 @@ pub fn publish_in_txn(
     new: &NewEvent,
     only_endpoint: Option<&Endpoint>,
     lease: &Lease,
-) -> Result<Published, ApiError> {
+) -> Result<Published, StoreError> {
     let mut txn = PublishTxn::default();
     let published = txn.publish(c, new, only_endpoint, lease)?;
     txn.finish(c)?;
@@ -140,7 +157,7 @@ impl Subscriber {
     /// pinned one, or else the type's latest), and its payload filter. The envelope is
     /// parsed once per event, the first time a filter asks.
     fn takes(&self, new: &NewEvent, event: &Event, envelope: &mut Option<serde_json::Value>) -> bool {
-        if !self.types.iter().any(|f| endpoints::type_matches(f, &new.event_type)) {
+        if !self.types.iter().any(|f| type_matches(f, &new.event_type)) {
             return false;
         }
         let version_ok = match self.pins.get(&new.event_type) {
@@ -149,7 +166,7 @@ impl Subscriber {
         };
         let Some(filter) = self.filter.as_ref().filter(|_| version_ok) else { return version_ok };
         let envelope = envelope.get_or_insert_with(|| {
-            serde_json::from_str(&crate::delivery::envelope::envelope_text(event)).unwrap_or_default()
+            serde_json::from_str(&envelope_text(event.envelope_fields())).unwrap_or_default()
         });
         filter.matches(envelope)
     }
@@ -162,10 +179,10 @@ impl PublishTxn {
         new: &NewEvent,
         only_endpoint: Option<&Endpoint>,
         lease: &Lease,
-    ) -> Result<Published, ApiError> {
+    ) -> Result<Published, StoreError> {
         let item = [(new.clone(), only_endpoint.cloned())];
         let mut published = self.publish_all(c, &item, lease)?;
-        published.pop().ok_or_else(|| ApiError::internal("publish answered nothing"))
+        published.pop().ok_or_else(|| StoreError::other("publish answered nothing"))
     }
 
     /// Publishes `items` in order, answering one `Published` per item. An id used before,
@@ -175,7 +192,7 @@ impl PublishTxn {
         c: &mut DbConn,
         items: &[PublishItem],
         lease: &Lease,
-    ) -> Result<Vec<Published>, ApiError> {
+    ) -> Result<Vec<Published>, StoreError> {
         // The lock comes before the id check: with it held, check-then-insert cannot race
         // another node's publish of the same id (SQLite's BEGIN IMMEDIATE does the same).
         if !self.locked {
@@ -193,56 +210,24 @@ impl PublishTxn {
                 continue;
             };
             self.last_seq = Some(event.seq);
-            let targets = match only {
-                // Read again inside the transaction: a test event never reaches an endpoint
-                // deleted or disabled since the request looked it up.
-                Some(ep) => match endpoints::find_any(c, &ep.id)? {
-                    Some(current) if current.status == "active" && current.deleted_at.is_none() => {
-                        vec![current]
-                    }
-                    _ => return Err(ApiError::conflict("The endpoint was deleted or disabled meanwhile")),
-                },
-                None => {
-                    if !self.endpoints.contains_key(&new.org_id) {
-                        let active = endpoints::active(c, &new.org_id)?;
-                        self.endpoints
-                            .insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
-                    }
-                    let mut envelope = None;
-                    self.endpoints[&new.org_id]
-                        .iter()
-                        .filter(|s| s.takes(new, &event, &mut envelope))
-                        .map(|s| s.endpoint.clone())
-                        .collect()
-                }
-            };
-            let first = rows.len();
+            let targets = self.targets(c, new, only.as_ref(), &event)?;
             for ep in &targets {
-                // A FIFO endpoint's deliveries are claimed one at a time, by the scheduler,
-                // when each heads its queue.
-                let held = lease.covers(&ep.id) && !ep.fifo();
-                self.unheld |= !held;
-                let mut row = NewDelivery::pending(&event, &ep.id, new.created_at, held.then_some(lease));
-                if ep.fifo() {
-                    // Queued behind the head: due only once it heads the queue.
-                    row.next_attempt_at = None;
-                }
-                rows.push(row);
+                rows.push(self.new_delivery(&event, new.created_at, ep, lease));
             }
-            created.push(Some((event, first, targets)));
+            created.push(Some((event, targets)));
         }
         insert_deliveries(c, &rows)?;
         let mut rows = rows.into_iter().map(NewDelivery::into_delivery);
         let mut published = Vec::with_capacity(items.len());
         for ((new, _), made) in items.iter().zip(created) {
             published.push(match made {
-                Some((event, _, targets)) => {
+                Some((event, targets)) => {
                     let deliveries = rows.by_ref().take(targets.len()).zip(targets).collect();
                     Published::Created { event, deliveries }
                 }
                 None => {
                     let existing = find(c, &new.org_id, &new.id)?
-                        .ok_or_else(|| ApiError::internal("conflicting event vanished"))?;
+                        .ok_or_else(|| StoreError::other("conflicting event vanished"))?;
                     let delivery_count = count_deliveries(c, existing.seq)?;
                     Published::Existing { event: existing, delivery_count }
                 }
@@ -251,9 +236,54 @@ impl PublishTxn {
         Ok(published)
     }
 
+    /// The endpoints a new event goes to: the one named (test events), or every active
+    /// endpoint of its organisation that takes it.
+    fn targets(
+        &mut self,
+        c: &mut DbConn,
+        new: &NewEvent,
+        only: Option<&Endpoint>,
+        event: &Event,
+    ) -> Result<Vec<Endpoint>, StoreError> {
+        if let Some(ep) = only {
+            // Read again inside the transaction: a test event never reaches an endpoint
+            // deleted or disabled since the request looked it up.
+            return match endpoints::find_any(c, &ep.id)? {
+                Some(current) if current.status == EndpointStatus::Active && current.deleted_at.is_none() => {
+                    Ok(vec![current])
+                }
+                _ => Err(StoreError::Conflict("The endpoint was deleted or disabled meanwhile".into())),
+            };
+        }
+        if !self.endpoints.contains_key(&new.org_id) {
+            let active = endpoints::active(c, &new.org_id)?;
+            self.endpoints.insert(new.org_id.clone(), active.into_iter().map(Subscriber::new).collect());
+        }
+        let mut envelope = None;
+        Ok(self.endpoints[&new.org_id]
+            .iter()
+            .filter(|s| s.takes(new, event, &mut envelope))
+            .map(|s| s.endpoint.clone())
+            .collect())
+    }
+
+    /// The delivery of `event` to `ep`: held by this node under `lease` when it owns the
+    /// endpoint, unless the endpoint is FIFO (the scheduler claims those one at a time, as
+    /// each heads its queue).
+    fn new_delivery(&mut self, event: &Event, now: i64, ep: &Endpoint, lease: &Lease) -> NewDelivery {
+        let held = lease.covers(&ep.id) && !ep.fifo();
+        self.unheld |= !held;
+        let mut row = NewDelivery::pending(event, &ep.id, now, held.then_some(lease));
+        if ep.fifo() {
+            // Queued behind the head: due only once it heads the queue.
+            row.next_attempt_at = None;
+        }
+        row
+    }
+
     /// Tells other nodes' streams, at commit, how far the sequence has gone.
     /// Also wakes the owners of deliveries this node does not hold.
-    pub fn finish(self, c: &mut DbConn) -> Result<(), ApiError> {
+    pub fn finish(self, c: &mut DbConn) -> Result<(), StoreError> {
         if self.unheld {
             super::notify::work_waiting(c)?;
         }
@@ -267,7 +297,7 @@ impl PublishTxn {
 
 /// Inserts the events whose id their organisation has not used yet: per item, the event
 /// stored for it, or `None` when the id was taken (before, or by an earlier item).
-fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Event>>, ApiError> {
+fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Event>>, StoreError> {
     let pg = match c {
         DbConn::Pg(pg) => pg,
         DbConn::Sqlite(_) => return items.iter().map(|(new, _)| insert_new(c, new)).collect(),
@@ -296,7 +326,7 @@ fn insert_events(c: &mut DbConn, items: &[PublishItem]) -> Result<Vec<Option<Eve
 }
 
 /// Inserts new deliveries: one statement on PostgreSQL, whatever their number.
-fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), ApiError> {
+fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -319,7 +349,7 @@ fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), ApiErro
     .bind::<Array<Text>, _>(text(|r| &r.org_id))
     .bind::<Array<BigInt>, _>(number(|r| r.event_seq))
     .bind::<Array<Text>, _>(text(|r| &r.endpoint_id))
-    .bind::<Array<Text>, _>(text(|r| &r.status))
+    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.next_attempt_at).collect::<Vec<_>>())
     .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.lease_owner.clone()).collect::<Vec<_>>())
     .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.lease_expires_at).collect::<Vec<_>>())
@@ -330,7 +360,7 @@ fn insert_deliveries(c: &mut DbConn, rows: &[NewDelivery]) -> Result<(), ApiErro
 }
 
 /// Inserts the event unless the organisation already has one with its id (then `None`).
-fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, ApiError> {
+fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, StoreError> {
     let inserted = match c {
         DbConn::Pg(pg) => diesel::insert_into(ev::events)
             .values(new)
@@ -348,7 +378,7 @@ fn insert_new(c: &mut DbConn, new: &NewEvent) -> Result<Option<Event>, ApiError>
     Ok(inserted?)
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, ApiError> {
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, StoreError> {
     Ok(ev::events
         .filter(ev::org_id.eq(org_id))
         .filter(ev::id.eq(id))
@@ -357,7 +387,7 @@ pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Option<Event>, 
         .optional()?)
 }
 
-pub fn count_deliveries(conn: &mut DbConn, seq: i64) -> Result<i64, ApiError> {
+pub fn count_deliveries(conn: &mut DbConn, seq: i64) -> Result<i64, StoreError> {
     Ok(d::deliveries.filter(d::event_seq.eq(seq)).count().get_result(conn)?)
 }
 
@@ -373,7 +403,7 @@ pub fn list(
     filter: &EventFilter,
     before_seq: Option<i64>,
     limit: i64,
-) -> Result<Vec<Event>, ApiError> {
+) -> Result<Vec<Event>, StoreError> {
     let mut q = ev::events.filter(ev::org_id.eq(org_id)).into_boxed();
     if let Some(t) = &filter.event_type {
         match t.strip_suffix('*') {
@@ -395,12 +425,12 @@ fn escape_like(s: &str) -> String {
 }
 
 /// The highest sequence number committed so far (0 when there is none).
-pub fn max_seq(conn: &mut DbConn) -> Result<i64, ApiError> {
+pub fn max_seq(conn: &mut DbConn) -> Result<i64, StoreError> {
     Ok(ev::events.select(diesel::dsl::max(ev::seq)).first::<Option<i64>>(conn)?.unwrap_or(0))
 }
 
 /// Events after `after_seq`, up to `until_seq`, oldest first: what the stream hub fans out.
-pub fn committed_after(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<Event>, ApiError> {
+pub fn committed_after(conn: &mut DbConn, after_seq: i64, limit: i64) -> Result<Vec<Event>, StoreError> {
     Ok(ev::events
         .filter(ev::seq.gt(after_seq))
         .order(ev::seq.asc())
@@ -418,7 +448,7 @@ pub fn stream_page(
     after_seq: i64,
     until_seq: i64,
     limit: i64,
-) -> Result<Vec<Event>, ApiError> {
+) -> Result<Vec<Event>, StoreError> {
     let mut q = ev::events
         .filter(ev::org_id.eq(org_id))
         .filter(ev::seq.gt(after_seq))

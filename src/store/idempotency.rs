@@ -4,8 +4,8 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::schema::idempotency_keys::dsl as i;
-use crate::error::ApiError;
 
 pub const TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -33,7 +33,7 @@ pub fn claim(
     key: &str,
     request_hash: &str,
     now: i64,
-) -> Result<Claim, ApiError> {
+) -> Result<Claim, StoreError> {
     // An expired key is free again.
     diesel::delete(i::idempotency_keys.filter(i::org_id.eq(org_id)).filter(i::idem_key.eq(key)))
         .filter(i::created_at.lt(now - TTL_MS))
@@ -57,7 +57,13 @@ pub fn claim(
     }
 }
 
-pub fn complete(conn: &mut DbConn, org_id: &str, key: &str, status: u16, body: &str) -> Result<(), ApiError> {
+pub fn complete(
+    conn: &mut DbConn,
+    org_id: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> Result<(), StoreError> {
     diesel::update(i::idempotency_keys.find((org_id, key)))
         .set((i::status_code.eq(status as i32), i::response_body.eq(body)))
         .execute(conn)?;
@@ -65,7 +71,7 @@ pub fn complete(conn: &mut DbConn, org_id: &str, key: &str, status: u16, body: &
 }
 
 /// A request that failed on the server side gives its key back, so a retry can run.
-pub fn release(conn: &mut DbConn, org_id: &str, key: &str) -> Result<(), ApiError> {
+pub fn release(conn: &mut DbConn, org_id: &str, key: &str) -> Result<(), StoreError> {
     diesel::delete(i::idempotency_keys.find((org_id, key))).execute(conn)?;
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! All SQL lives here. One connection type over PostgreSQL and SQLite, an r2d2 pool that
 //! picks the backend from the URL, embedded migrations, and `Db::run`, which moves every
 //! query off the actix worker threads.
+//!
+//! The store knows nothing of HTTP: its functions answer `StoreError`, which the API maps
+//! to statuses in one place (`crate::error`).
 
 /// Inserts many rows: one multi-row statement on PostgreSQL; row by row on SQLite, whose
 /// diesel batch insert opens a transaction of its own (and herald is already in one).
@@ -23,6 +26,7 @@ pub(crate) use insert_all;
 pub mod api_keys;
 pub mod deliveries;
 pub mod endpoints;
+mod error;
 pub mod event_types;
 pub mod events;
 pub mod idempotency;
@@ -37,6 +41,7 @@ pub mod sessions;
 pub mod sources;
 pub mod stats;
 pub mod stream_tokens;
+mod text_columns;
 
 use std::time::Duration;
 
@@ -48,7 +53,7 @@ use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use r2d2::{CustomizeConnection, ManageConnection};
 
-use crate::error::ApiError;
+pub use error::StoreError;
 
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -204,17 +209,17 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
-    pub fn get(&self) -> Result<r2d2::PooledConnection<DbManager>, ApiError> {
+    pub fn get(&self) -> Result<r2d2::PooledConnection<DbManager>, StoreError> {
         self.pool.get().map_err(|e| {
             log::warn!("database unavailable: {e}");
-            ApiError::unavailable()
+            StoreError::Unavailable
         })
     }
 
     /// Runs blocking diesel work on the blocking thread pool, never on an actix worker.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
         let db = self.clone();
@@ -223,7 +228,7 @@ impl Db {
             f(&mut conn)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("blocking task failed: {e}")))?
+        .map_err(|e| StoreError::other(format!("blocking task failed: {e}")))?
     }
 
     pub fn migrate(&self) -> Result<Vec<String>, String> {
@@ -254,9 +259,9 @@ pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
     matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
 
-/// A unique-constraint violation as `409 CONFLICT` with `message`; any other error as is.
-pub fn conflict_if_taken(e: diesel::result::Error, message: impl FnOnce() -> String) -> ApiError {
-    if is_unique_violation(&e) { ApiError::conflict(message()) } else { e.into() }
+/// A unique-constraint violation as a conflict saying `message`; any other error as is.
+pub fn conflict_if_taken(e: diesel::result::Error, message: impl FnOnce() -> String) -> StoreError {
+    if is_unique_violation(&e) { StoreError::Conflict(message()) } else { e.into() }
 }
 
 /// A write transaction. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so
@@ -264,8 +269,8 @@ pub fn conflict_if_taken(e: diesel::result::Error, message: impl FnOnce() -> Str
 /// a write. Not re-entrant.
 pub fn write_txn<T>(
     conn: &mut DbConn,
-    f: impl FnOnce(&mut DbConn) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+    f: impl FnOnce(&mut DbConn) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
     match conn {
         DbConn::Sqlite(_) => {
             conn.batch_execute("BEGIN IMMEDIATE")?;

@@ -14,7 +14,7 @@ use diesel::connection::SimpleConnection;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use super::DbConn;
-use crate::error::ApiError;
+use super::StoreError;
 
 pub const CHANNEL: &str = "herald_events";
 const WORK: &str = "herald_work";
@@ -36,7 +36,7 @@ pub enum Note {
 }
 
 /// Inside a transaction that changed endpoint `id`: tell every node at commit.
-pub fn endpoint_changed(c: &mut DbConn, id: &str) -> Result<(), ApiError> {
+pub fn endpoint_changed(c: &mut DbConn, id: &str) -> Result<(), StoreError> {
     if let DbConn::Pg(pg) = c {
         diesel::sql_query("SELECT pg_notify($1, $2)")
             .bind::<diesel::sql_types::Text, _>(ENDPOINTS)
@@ -47,7 +47,7 @@ pub fn endpoint_changed(c: &mut DbConn, id: &str) -> Result<(), ApiError> {
 }
 
 /// Inside a transaction that stored deliveries this node does not own: wake their owners.
-pub fn work_waiting(c: &mut DbConn) -> Result<(), ApiError> {
+pub fn work_waiting(c: &mut DbConn) -> Result<(), StoreError> {
     if let DbConn::Pg(pg) = c {
         diesel::sql_query(format!("SELECT pg_notify('{WORK}', '')")).execute(pg)?;
     }

@@ -1,8 +1,8 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::schema::organizations::dsl as o;
-use crate::error::ApiError;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::organizations)]
@@ -50,7 +50,7 @@ pub struct OrgChanges {
 }
 
 /// Applies an admin's change in one statement; the organisation as it now stands.
-pub fn update(conn: &mut DbConn, id: &str, changes: &OrgChanges) -> Result<Org, ApiError> {
+pub fn update(conn: &mut DbConn, id: &str, changes: &OrgChanges) -> Result<Org, StoreError> {
     let nothing = changes.rate_limit_per_minute.is_none()
         && changes.max_endpoints.is_none()
         && changes.max_streams.is_none()
@@ -59,28 +59,28 @@ pub fn update(conn: &mut DbConn, id: &str, changes: &OrgChanges) -> Result<Org, 
         if !nothing {
             let n = diesel::update(o::organizations.find(id)).set(changes).execute(c)?;
             if n == 0 {
-                return Err(ApiError::not_found("Organisation"));
+                return Err(StoreError::NotFound("Organisation"));
             }
         }
-        find(c, id)?.ok_or_else(|| ApiError::not_found("Organisation"))
+        find(c, id)?.ok_or(StoreError::NotFound("Organisation"))
     })
 }
 
-pub fn insert(conn: &mut DbConn, org: &Org) -> Result<(), ApiError> {
+pub fn insert(conn: &mut DbConn, org: &Org) -> Result<(), StoreError> {
     diesel::insert_into(o::organizations).values(org).execute(conn).map_err(|e| {
         super::conflict_if_taken(e, || format!("an organisation named {:?} already exists", org.name))
     })?;
     Ok(())
 }
 
-pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Org>, ApiError> {
+pub fn find(conn: &mut DbConn, id: &str) -> Result<Option<Org>, StoreError> {
     Ok(o::organizations.find(id).select(Org::as_select()).first(conn).optional()?)
 }
 
-pub fn find_by_name(conn: &mut DbConn, name: &str) -> Result<Option<Org>, ApiError> {
+pub fn find_by_name(conn: &mut DbConn, name: &str) -> Result<Option<Org>, StoreError> {
     Ok(o::organizations.filter(o::name.eq(name)).select(Org::as_select()).first(conn).optional()?)
 }
 
-pub fn count(conn: &mut DbConn) -> Result<i64, ApiError> {
+pub fn count(conn: &mut DbConn) -> Result<i64, StoreError> {
     Ok(o::organizations.count().get_result(conn)?)
 }

@@ -7,40 +7,41 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::schema::endpoint_owners::dsl as o;
 use super::schema::endpoints::dsl as e;
 use super::schema::nodes::dsl as n;
-use crate::error::ApiError;
+use crate::domain::EndpointStatus;
 
 /// Nodes that have said they are alive since `since`, by id.
-pub fn live_nodes(conn: &mut DbConn, since: i64) -> Result<Vec<String>, ApiError> {
+pub fn live_nodes(conn: &mut DbConn, since: i64) -> Result<Vec<String>, StoreError> {
     Ok(n::nodes.filter(n::last_seen.ge(since)).select(n::id).load(conn)?)
 }
 
 /// Every endpoint that may have work to send: active and not deleted.
-pub fn active_endpoints(conn: &mut DbConn) -> Result<Vec<String>, ApiError> {
+pub fn active_endpoints(conn: &mut DbConn) -> Result<Vec<String>, StoreError> {
     Ok(e::endpoints
         .filter(e::deleted_at.is_null())
-        .filter(e::status.eq("active"))
+        .filter(e::status.eq(EndpointStatus::Active))
         .select(e::id)
         .load(conn)?)
 }
 
 /// Whether some active endpoint has no owner now (new, re-enabled, or its owner died):
 /// the nodes then renew at once rather than at their next round.
-pub fn any_unowned(conn: &mut DbConn, now: i64) -> Result<bool, ApiError> {
+pub fn any_unowned(conn: &mut DbConn, now: i64) -> Result<bool, StoreError> {
     let owned_now = o::endpoint_owners.filter(o::expires_at.gt(now)).select(o::endpoint_id);
     Ok(diesel::select(diesel::dsl::exists(
         e::endpoints
             .filter(e::deleted_at.is_null())
-            .filter(e::status.eq("active"))
+            .filter(e::status.eq(EndpointStatus::Active))
             .filter(e::id.ne_all(owned_now)),
     ))
     .get_result(conn)?)
 }
 
 /// Endpoints whose row names `owner`, expired or not.
-pub fn rows_of(conn: &mut DbConn, owner: &str) -> Result<Vec<String>, ApiError> {
+pub fn rows_of(conn: &mut DbConn, owner: &str) -> Result<Vec<String>, StoreError> {
     Ok(o::endpoint_owners.filter(o::owner.eq(owner)).select(o::endpoint_id).load(conn)?)
 }
 
@@ -52,7 +53,7 @@ pub fn acquire(
     ids: &[String],
     now: i64,
     expires_at: i64,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Vec<String>, StoreError> {
     #[derive(QueryableByName)]
     struct Owned {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -84,20 +85,20 @@ pub fn acquire(
 }
 
 /// Gives an endpoint up (its actor has finished): the next owner need not wait for expiry.
-pub fn give_up(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<(), ApiError> {
+pub fn give_up(conn: &mut DbConn, owner: &str, endpoint_id: &str) -> Result<(), StoreError> {
     diesel::delete(o::endpoint_owners.filter(o::endpoint_id.eq(endpoint_id)).filter(o::owner.eq(owner)))
         .execute(conn)?;
     Ok(())
 }
 
 /// Gives up every endpoint (clean shutdown).
-pub fn give_up_all(conn: &mut DbConn, owner: &str) -> Result<(), ApiError> {
+pub fn give_up_all(conn: &mut DbConn, owner: &str) -> Result<(), StoreError> {
     diesel::delete(o::endpoint_owners.filter(o::owner.eq(owner))).execute(conn)?;
     Ok(())
 }
 
 /// The node that owns the endpoint now, if any.
-pub fn owner_of(conn: &mut DbConn, endpoint_id: &str, now: i64) -> Result<Option<String>, ApiError> {
+pub fn owner_of(conn: &mut DbConn, endpoint_id: &str, now: i64) -> Result<Option<String>, StoreError> {
     Ok(o::endpoint_owners
         .filter(o::endpoint_id.eq(endpoint_id))
         .filter(o::expires_at.gt(now))

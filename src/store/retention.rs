@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 
+use super::StoreError;
 use super::schema::deliveries::dsl as d;
 use super::schema::delivery_attempts::dsl as a;
 use super::schema::events::dsl as ev;
@@ -13,7 +14,7 @@ use super::schema::receipts::dsl as r;
 use super::schema::sessions::dsl as s;
 use super::schema::stream_tokens::dsl as t;
 use super::{DbConn, write_txn};
-use crate::error::ApiError;
+use crate::domain::DeliveryStatus;
 
 /// Rows per transaction at most.
 pub const BATCH: i64 = 1000;
@@ -29,14 +30,14 @@ pub struct Purged {
 }
 
 /// Every organisation with its own event retention (ms), if it set one.
-pub fn org_retentions(conn: &mut DbConn) -> Result<Vec<(String, Option<i64>)>, ApiError> {
+pub fn org_retentions(conn: &mut DbConn) -> Result<Vec<(String, Option<i64>)>, StoreError> {
     Ok(o::organizations.select((o::id, o::retention_events_ms)).load(conn)?)
 }
 
 /// One batch of an organisation's events made before `cutoff` whose deliveries are all
 /// final, with those deliveries and their attempts. A delivery re-queued meanwhile (a
 /// replay) keeps its event: the deliveries are locked before the check.
-pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purged, ApiError> {
+pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purged, StoreError> {
     // Nothing old enough: skip without walking the organisation's events.
     let oldest: Option<i64> = ev::events
         .filter(ev::org_id.eq(org_id))
@@ -47,7 +48,8 @@ pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purg
     if oldest.is_none_or(|t| t >= cutoff) {
         return Ok(Purged::default());
     }
-    let pending = d::deliveries.filter(d::event_seq.eq(ev::seq)).filter(d::status.eq("pending"));
+    let pending =
+        d::deliveries.filter(d::event_seq.eq(ev::seq)).filter(d::status.eq(DeliveryStatus::Pending));
     write_txn(conn, |c| {
         // Oldest first, skipping events still waiting on a delivery (they stay).
         let candidates: Vec<i64> = ev::events
@@ -68,7 +70,7 @@ pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purg
         }
         let unfinished: Vec<i64> = d::deliveries
             .filter(d::event_seq.eq_any(&candidates))
-            .filter(d::status.eq("pending"))
+            .filter(d::status.eq(DeliveryStatus::Pending))
             .select(d::event_seq)
             .distinct()
             .load(c)?;
@@ -90,14 +92,14 @@ pub fn purge_events(conn: &mut DbConn, org_id: &str, cutoff: i64) -> Result<Purg
 }
 
 /// One batch of receipts made before `cutoff`.
-pub fn purge_receipts(conn: &mut DbConn, cutoff: i64) -> Result<usize, ApiError> {
+pub fn purge_receipts(conn: &mut DbConn, cutoff: i64) -> Result<usize, StoreError> {
     let old = r::receipts.filter(r::received_at.lt(cutoff)).select(r::id).limit(BATCH);
     let ids: Vec<String> = old.load(conn)?;
     Ok(diesel::delete(r::receipts.filter(r::id.eq_any(ids))).execute(conn)?)
 }
 
 /// One batch of idempotency keys made before `cutoff`.
-pub fn purge_idempotency_keys(conn: &mut DbConn, cutoff: i64) -> Result<usize, ApiError> {
+pub fn purge_idempotency_keys(conn: &mut DbConn, cutoff: i64) -> Result<usize, StoreError> {
     let old: Vec<(String, String)> = i::idempotency_keys
         .filter(i::created_at.lt(cutoff))
         .select((i::org_id, i::idem_key))
@@ -114,14 +116,14 @@ pub fn purge_idempotency_keys(conn: &mut DbConn, cutoff: i64) -> Result<usize, A
 }
 
 /// One batch of expired sessions.
-pub fn purge_sessions(conn: &mut DbConn, now: i64) -> Result<usize, ApiError> {
+pub fn purge_sessions(conn: &mut DbConn, now: i64) -> Result<usize, StoreError> {
     let ids: Vec<String> =
         s::sessions.filter(s::expires_at.le(now)).select(s::token_hash).limit(BATCH).load(conn)?;
     Ok(diesel::delete(s::sessions.filter(s::token_hash.eq_any(ids))).execute(conn)?)
 }
 
 /// One batch of expired stream tokens.
-pub fn purge_stream_tokens(conn: &mut DbConn, now: i64) -> Result<usize, ApiError> {
+pub fn purge_stream_tokens(conn: &mut DbConn, now: i64) -> Result<usize, StoreError> {
     let ids: Vec<String> =
         t::stream_tokens.filter(t::expires_at.le(now)).select(t::token_hash).limit(BATCH).load(conn)?;
     Ok(diesel::delete(t::stream_tokens.filter(t::token_hash.eq_any(ids))).execute(conn)?)
@@ -129,7 +131,7 @@ pub fn purge_stream_tokens(conn: &mut DbConn, now: i64) -> Result<usize, ApiErro
 
 /// Takes the purging turn for this connection's session (PostgreSQL: an advisory lock that
 /// one node holds at a time); false when another node has it.
-pub fn take_turn(conn: &mut DbConn) -> Result<bool, ApiError> {
+pub fn take_turn(conn: &mut DbConn) -> Result<bool, StoreError> {
     #[derive(QueryableByName)]
     struct Locked {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -146,7 +148,7 @@ pub fn take_turn(conn: &mut DbConn) -> Result<bool, ApiError> {
     }
 }
 
-pub fn end_turn(conn: &mut DbConn) -> Result<(), ApiError> {
+pub fn end_turn(conn: &mut DbConn) -> Result<(), StoreError> {
     if let DbConn::Pg(pg) = conn {
         diesel::sql_query(format!("SELECT pg_advisory_unlock({JANITOR_LOCK_KEY})")).execute(pg)?;
     }

@@ -4,9 +4,9 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::api_keys::KeyOwner;
 use super::schema::{api_keys::dsl as k, organizations::dsl as o, sessions::dsl as s};
-use crate::error::ApiError;
 
 pub fn insert(
     conn: &mut DbConn,
@@ -14,7 +14,7 @@ pub fn insert(
     owner: &KeyOwner,
     now: i64,
     expires_at: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     diesel::insert_into(s::sessions)
         .values((
             s::token_hash.eq(hash),
@@ -30,7 +30,7 @@ pub fn insert(
 }
 
 /// The key owner behind a live session, and when the session expires.
-pub fn find_valid(conn: &mut DbConn, hash: &str, now: i64) -> Result<Option<(KeyOwner, i64)>, ApiError> {
+pub fn find_valid(conn: &mut DbConn, hash: &str, now: i64) -> Result<Option<(KeyOwner, i64)>, StoreError> {
     let row = s::sessions
         .inner_join(k::api_keys.on(k::id.eq(s::api_key_id)))
         .inner_join(o::organizations.on(o::id.eq(s::org_id)))
@@ -45,7 +45,7 @@ pub fn find_valid(conn: &mut DbConn, hash: &str, now: i64) -> Result<Option<(Key
     }))
 }
 
-pub fn delete(conn: &mut DbConn, hash: &str) -> Result<(), ApiError> {
+pub fn delete(conn: &mut DbConn, hash: &str) -> Result<(), StoreError> {
     diesel::delete(s::sessions.filter(s::token_hash.eq(hash))).execute(conn)?;
     Ok(())
 }

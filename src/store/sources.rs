@@ -3,10 +3,11 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::events::{Lease, NewEvent, Published, publish_in_txn};
 use super::schema::receipts::dsl as r;
 use super::schema::sources::dsl as s;
-use crate::error::ApiError;
+use crate::domain::SourceKind;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = super::schema::sources)]
@@ -14,7 +15,7 @@ pub struct Source {
     pub id: String,
     pub org_id: String,
     pub name: String,
-    pub kind: String,
+    pub kind: SourceKind,
     pub secret: String,
     pub previous_secret: Option<String>,
     pub previous_secret_expires_at: Option<i64>,
@@ -50,7 +51,7 @@ pub struct Receipt {
     pub event_id: Option<String>,
 }
 
-pub fn insert(conn: &mut DbConn, source: &Source) -> Result<(), ApiError> {
+pub fn insert(conn: &mut DbConn, source: &Source) -> Result<(), StoreError> {
     diesel::insert_into(s::sources).values(source).execute(conn)?;
     Ok(())
 }
@@ -63,7 +64,7 @@ pub fn rotate_secret(
     id: &str,
     secret: &str,
     previous_expires_at: i64,
-) -> Result<Source, ApiError> {
+) -> Result<Source, StoreError> {
     super::write_txn(conn, |c| {
         let n = diesel::update(
             s::sources.filter(s::id.eq(id)).filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()),
@@ -75,14 +76,14 @@ pub fn rotate_secret(
         ))
         .execute(c)?;
         if n == 0 {
-            return Err(ApiError::not_found("Source"));
+            return Err(StoreError::NotFound("Source"));
         }
         find(c, org_id, id)
     })
 }
 
 /// A live source by id alone: inbound requests carry no key, only the source id.
-pub fn find_live(conn: &mut DbConn, id: &str) -> Result<Option<Source>, ApiError> {
+pub fn find_live(conn: &mut DbConn, id: &str) -> Result<Option<Source>, StoreError> {
     Ok(s::sources
         .filter(s::id.eq(id))
         .filter(s::deleted_at.is_null())
@@ -91,8 +92,8 @@ pub fn find_live(conn: &mut DbConn, id: &str) -> Result<Option<Source>, ApiError
         .optional()?)
 }
 
-pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Source, ApiError> {
-    find_live(conn, id)?.filter(|src| src.org_id == org_id).ok_or_else(|| ApiError::not_found("Source"))
+pub fn find(conn: &mut DbConn, org_id: &str, id: &str) -> Result<Source, StoreError> {
+    find_live(conn, id)?.filter(|src| src.org_id == org_id).ok_or(StoreError::NotFound("Source"))
 }
 
 pub fn list(
@@ -101,7 +102,7 @@ pub fn list(
     range: super::TimeRange,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<Source>, ApiError> {
+) -> Result<Vec<Source>, StoreError> {
     let mut q = s::sources.filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()).into_boxed();
     q = super::within!(q, s::created_at, range);
     if let Some(c) = before_id {
@@ -110,7 +111,7 @@ pub fn list(
     Ok(q.order(s::id.desc()).limit(limit).select(Source::as_select()).load(conn)?)
 }
 
-pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, ApiError> {
+pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Result<bool, StoreError> {
     let n = diesel::update(
         s::sources.filter(s::id.eq(id)).filter(s::org_id.eq(org_id)).filter(s::deleted_at.is_null()),
     )
@@ -119,7 +120,7 @@ pub fn soft_delete(conn: &mut DbConn, org_id: &str, id: &str, now: i64) -> Resul
     Ok(n == 1)
 }
 
-pub fn record_receipt(conn: &mut DbConn, receipt: &Receipt) -> Result<(), ApiError> {
+pub fn record_receipt(conn: &mut DbConn, receipt: &Receipt) -> Result<(), StoreError> {
     diesel::insert_into(r::receipts).values(receipt).execute(conn)?;
     Ok(())
 }
@@ -148,7 +149,7 @@ pub fn receipts(
     filter: &ReceiptFilter,
     before_id: Option<&str>,
     limit: i64,
-) -> Result<Vec<Receipt>, ApiError> {
+) -> Result<Vec<Receipt>, StoreError> {
     let mut q = r::receipts.filter(r::source_id.eq(source_id)).into_boxed();
     q = super::within!(q, r::received_at, filter.range);
     let has = |o| filter.outcomes.contains(&o);
@@ -185,7 +186,7 @@ pub fn accept(
     receipt: Receipt,
     event: &NewEvent,
     lease: &Lease,
-) -> Result<Accepted, ApiError> {
+) -> Result<Accepted, StoreError> {
     let provider_id = receipt.provider_event_id.clone().unwrap_or_default();
     let duplicate_of =
         |existing: Option<String>| Receipt { duplicate: true, event_id: existing, ..receipt.clone() };
@@ -204,7 +205,7 @@ pub fn accept(
     });
     match attempt {
         // Another node accepted the same provider event at the same moment.
-        Err(e) if e.code == "CONFLICT" => {
+        Err(StoreError::Conflict(_)) => {
             let existing = accepted_event(conn, &receipt.source_id, &provider_id)?.flatten();
             record_receipt(conn, &duplicate_of(existing.clone()))?;
             Ok(Accepted::Duplicate(existing))
@@ -217,7 +218,7 @@ fn accepted_event(
     conn: &mut DbConn,
     source_id: &str,
     provider_id: &str,
-) -> Result<Option<Option<String>>, ApiError> {
+) -> Result<Option<Option<String>>, StoreError> {
     Ok(r::receipts
         .filter(r::source_id.eq(source_id))
         .filter(r::provider_event_id.eq(provider_id))

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::DbConn;
-use crate::error::ApiError;
+use super::StoreError;
 
 /// Upper bounds (ms) of the latency histogram's buckets; the last bucket is unbounded.
 pub const LATENCY_BUCKETS_MS: [i64; 7] = [10, 50, 100, 250, 500, 1000, 5000];
@@ -69,7 +69,7 @@ fn load<R: QueryableByName<diesel::pg::Pg> + QueryableByName<diesel::sqlite::Sql
     sql: &str,
     org_id: &str,
     since: i64,
-) -> Result<Vec<R>, ApiError> {
+) -> Result<Vec<R>, StoreError> {
     Ok(match conn {
         DbConn::Pg(pg) => diesel::sql_query(sql.replace("{since}", "$1").replace("{org}", "$2"))
             .bind::<BigInt, _>(since)
@@ -87,7 +87,7 @@ pub fn attempts_since(
     conn: &mut DbConn,
     org_id: &str,
     since: i64,
-) -> Result<(Vec<MinuteRow>, Vec<BucketRow>), ApiError> {
+) -> Result<(Vec<MinuteRow>, Vec<BucketRow>), StoreError> {
     let minutes = load(conn, &per_minute_sql(), org_id, since)?;
     let buckets = load(conn, &histogram_sql(), org_id, since)?;
     Ok((minutes, buckets))

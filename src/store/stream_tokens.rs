@@ -4,9 +4,9 @@
 use diesel::prelude::*;
 
 use super::DbConn;
+use super::StoreError;
 use super::schema::api_keys::dsl as k;
 use super::schema::stream_tokens::dsl as t;
-use crate::error::ApiError;
 
 pub fn insert(
     conn: &mut DbConn,
@@ -15,7 +15,7 @@ pub fn insert(
     api_key_id: &str,
     types: Option<&str>,
     expires_at: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), StoreError> {
     diesel::insert_into(t::stream_tokens)
         .values((
             t::token_hash.eq(hash),
@@ -36,7 +36,7 @@ pub fn find_valid(
     conn: &mut DbConn,
     hash: &str,
     now: i64,
-) -> Result<Option<(String, Option<String>)>, ApiError> {
+) -> Result<Option<(String, Option<String>)>, StoreError> {
     let revoked = k::api_keys.filter(k::revoked_at.is_not_null()).select(k::id.nullable());
     Ok(t::stream_tokens
         .filter(t::token_hash.eq(hash))
