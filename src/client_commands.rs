@@ -132,13 +132,12 @@ pub async fn tail(remote: Remote, args: TailArgs) -> Result<(), String> {
 
 pub async fn listen(remote: Remote, args: ListenArgs) -> Result<(), String> {
     let client = remote.client()?;
-    let secret = match args.secret {
-        Some(secret) => secret,
-        None => {
-            let secret = generate_secret();
-            println!("Signing with {secret} (Standard Webhooks; pass --secret to choose one)");
-            secret
-        }
+    let secret = if let Some(secret) = args.secret {
+        secret
+    } else {
+        let secret = generate_secret();
+        println!("Signing with {secret} (Standard Webhooks; pass --secret to choose one)");
+        secret
     };
     println!("Forwarding events to {} — Ctrl-C to stop", args.forward_to);
     let forwarder = Forwarder {

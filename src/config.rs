@@ -213,8 +213,10 @@ impl Settings {
         builder: config::ConfigBuilder<config::builder::DefaultState>,
         env_name: Option<&str>,
     ) -> Result<Self, String> {
-        let mut settings: Settings =
-            builder.build().and_then(|c| c.try_deserialize()).map_err(|e| format!("invalid setting: {e}"))?;
+        let mut settings: Settings = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| format!("invalid setting: {e}"))?;
         settings.env_name = env_name.map(str::to_string);
         settings.check()?;
         // Here rather than in `check`: the file is read once, and its certificates kept.

@@ -13,7 +13,7 @@ pub fn random<const N: usize>() -> [u8; N] {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A ULID: 48 bits of milliseconds then 80 random bits, in Crockford base32, so ids sort by
@@ -41,7 +41,7 @@ fn encode(ms: i64, random_part: u128) -> String {
 /// increase, as the ULID specification's monotonic mode does.
 fn next_ulid() -> String {
     static LAST: Mutex<(i64, u128)> = Mutex::new((i64::MIN, 0));
-    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let now = now_ms();
     *last = if now <= last.0 && last.1 < RANDOM_MAX { (last.0, last.1 + 1) } else { (now, random_part()) };
     encode(last.0, last.1)

@@ -45,7 +45,7 @@ impl std::fmt::Debug for Schema {
 impl Schema {
     /// Checks and compiles a schema; the error says what is wrong, for `issues`.
     pub fn compile(schema: &Value) -> Result<Self, String> {
-        let bytes = serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX);
+        let bytes = serde_json::to_vec(schema).map_or(usize::MAX, |v| v.len());
         if bytes > MAX_SCHEMA_BYTES {
             return Err(format!("at most {MAX_SCHEMA_BYTES} bytes (this one has {bytes})"));
         }
@@ -71,9 +71,12 @@ impl Schema {
             .take(MAX_ISSUES)
             .map(|e| {
                 let mut path = vec![Value::from("data")];
-                path.extend(e.instance_path().into_iter().map(|segment| match segment {
-                    jsonschema::paths::LocationSegment::Index(i) => Value::from(i),
-                    other => Value::from(other.to_string()),
+                path.extend(e.instance_path().into_iter().map(|segment| {
+                    if let jsonschema::paths::LocationSegment::Index(i) = segment {
+                        Value::from(i)
+                    } else {
+                        Value::from(segment.to_string())
+                    }
                 }));
                 SchemaIssue { path, message: e.to_string() }
             })

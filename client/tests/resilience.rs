@@ -442,7 +442,7 @@ async fn the_circuit_breaker_opens_probes_once_and_closes_or_reopens() {
         fake.push(Plan::ok()); // must not be reached while open
         match client.openapi().await {
             Err(Error::CircuitOpen { retry_in }) => {
-                assert!(retry_in > Duration::ZERO && retry_in <= open_for, "{retry_in:?}")
+                assert!(retry_in > Duration::ZERO && retry_in <= open_for, "{retry_in:?}");
             }
             other => panic!("expected Error::CircuitOpen, got {other:?}"),
         }

@@ -158,7 +158,7 @@ impl EndpointActor {
         let expires_at = now_ms() + self.ctx.lease_ms();
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::renew_ids(conn, &owner, &ids, expires_at)).await {
-                log::warn!("renewing leases failed: {}", e);
+                log::warn!("renewing leases failed: {e}");
             }
         });
     }
@@ -176,7 +176,7 @@ impl EndpointActor {
         let (db, owner) = (ctx.db.clone(), ctx.node_id.clone());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| deliveries::release_ids(conn, &owner, &ids)).await {
-                log::warn!("could not release leases: {}", e);
+                log::warn!("could not release leases: {e}");
             }
         });
     }
@@ -240,7 +240,7 @@ impl EndpointActor {
             match self.breaker.admit(now, &self.ctx.circuit) {
                 Admission::Allow => {}
                 Admission::Probe => {
-                    log::info!("endpoint {}: circuit half-open, sending a probe", self.cfg.id)
+                    log::info!("endpoint {}: circuit half-open, sending a probe", self.cfg.id);
                 }
                 Admission::Wait { until } => {
                     self.release_queue(until);
@@ -470,7 +470,7 @@ impl Actor for EndpointActor {
         ctx.run_interval(renew, |act, _| act.renew_leases());
         let idle_check = (self.ctx.settings.delivery.idle_actor_ttl / 4)
             .clamp(Duration::from_millis(25), Duration::from_secs(30));
-        ctx.run_interval(idle_check, |act, ctx| act.check_idle(ctx));
+        ctx.run_interval(idle_check, EndpointActor::check_idle);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {

@@ -53,7 +53,7 @@ impl Janitor {
         ctx.spawn(work.into_actor(self).map(|result, act, _| {
             act.running = false;
             if let Err(e) = result {
-                log::warn!("retention: {}", e);
+                log::warn!("retention: {e}");
             }
         }));
     }
@@ -99,7 +99,7 @@ impl Actor for Janitor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.run_later(FIRST_RUN.min(self.ctx.settings.retention.interval), |act, ctx| act.run(ctx));
-        ctx.run_interval(self.ctx.settings.retention.interval, |act, ctx| act.run(ctx));
+        ctx.run_later(FIRST_RUN.min(self.ctx.settings.retention.interval), Janitor::run);
+        ctx.run_interval(self.ctx.settings.retention.interval, Janitor::run);
     }
 }

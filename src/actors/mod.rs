@@ -89,7 +89,8 @@ const OPENED_MAX: usize = 10_000;
 
 impl OpenedSecrets {
     fn get(&self, ep: &Endpoint, cipher: &crate::secrets::Cipher) -> Arc<Opened> {
-        if let Some((version, opened)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&ep.id)
+        if let Some((version, opened)) =
+            self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&ep.id)
             && *version == ep.version
         {
             return opened.clone();
@@ -114,7 +115,7 @@ impl OpenedSecrets {
                 None
             }
         }));
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= OPENED_MAX {
             cache.clear();
         }
@@ -130,7 +131,7 @@ pub struct FullEndpoints(Mutex<std::collections::HashSet<String>>);
 
 impl FullEndpoints {
     pub fn set(&self, endpoint_id: &str, full: bool) {
-        let mut set = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut set = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if full {
             set.insert(endpoint_id.to_string());
         } else {
@@ -139,11 +140,11 @@ impl FullEndpoints {
     }
 
     pub fn list(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect()
     }
 
     pub fn contains(&self, endpoint_id: &str) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(endpoint_id)
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(endpoint_id)
     }
 }
 
@@ -170,7 +171,7 @@ impl DeliveryContext {
         let (db, owner, id) = (self.db.clone(), self.node_id.clone(), endpoint_id.to_string());
         actix::spawn(async move {
             if let Err(e) = db.run(move |conn| crate::store::owners::give_up(conn, &owner, &id)).await {
-                log::warn!("could not hand an endpoint back ({}); it lapses with its lease", e);
+                log::warn!("could not hand an endpoint back ({e}); it lapses with its lease");
             }
         });
     }
@@ -183,19 +184,19 @@ pub struct Waiters(Arc<Mutex<HashMap<String, tokio::sync::oneshot::Sender<Attemp
 impl Waiters {
     pub fn register(&self, delivery_id: &str) -> tokio::sync::oneshot::Receiver<AttemptSummary> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(delivery_id.to_string(), tx);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(delivery_id.to_string(), tx);
         rx
     }
 
     pub fn notify(&self, delivery_id: &str, summary: AttemptSummary) {
-        let waiter = self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(delivery_id);
+        let waiter = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(delivery_id);
         if let Some(tx) = waiter {
             let _ = tx.send(summary);
         }
     }
 
     pub fn forget(&self, delivery_id: &str) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(delivery_id);
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(delivery_id);
     }
 }
 
@@ -270,7 +271,7 @@ impl EndpointSnapshot {
             max_in_flight: if ep.fifo() {
                 1
             } else {
-                ep.max_in_flight.map(|n| n.max(1) as u32).unwrap_or(default_max_in_flight) as usize
+                ep.max_in_flight.map_or(default_max_in_flight, |n| n.max(1) as u32) as usize
             },
             fifo: ep.fifo(),
             rate_limit_per_second: ep.rate_limit_per_second.filter(|n| *n > 0).map(|n| n as u32),
@@ -443,7 +444,7 @@ impl Engine {
                 Note::Work => scheduler.do_send(messages::WakeAt(0)),
                 Note::EndpointChanged(id) => {
                     scheduler.do_send(scheduler::RenewOwnership);
-                    registry.do_send(messages::EndpointChanged(id))
+                    registry.do_send(messages::EndpointChanged(id));
                 }
             });
         }
@@ -521,7 +522,7 @@ impl Engine {
                 ];
                 for (what, result) in steps {
                     if let Err(e) = result {
-                        log::warn!("shutdown: could not {what} ({}); it lapses with its lease", e);
+                        log::warn!("shutdown: could not {what} ({e}); it lapses with its lease");
                     }
                 }
                 crate::store::deliveries::release_node(conn, &owner)
@@ -530,7 +531,7 @@ impl Engine {
         match released {
             Ok(n) => log::info!("shutdown: released {n} claimed deliveries"),
             Err(e) => {
-                log::warn!("shutdown: could not release claims ({}); they lapse with their lease", e)
+                log::warn!("shutdown: could not release claims ({e}); they lapse with their lease");
             }
         }
     }

@@ -28,14 +28,15 @@ impl Ownership {
         if !self.cluster {
             return None;
         }
-        let guard = self.owned.read().unwrap_or_else(|p| p.into_inner());
+        let guard = self.owned.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         Some(if guard.1 > now { guard.0.clone() } else { Arc::new(HashSet::new()) })
     }
 
     /// What the last renewal returned, valid until `valid_until` (before the rows expire,
     /// so this node stops counting on them before any other node may take them).
     pub fn set(&self, owned: HashSet<String>, valid_until: i64) {
-        *self.owned.write().unwrap_or_else(|p| p.into_inner()) = (Arc::new(owned), valid_until);
+        *self.owned.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (Arc::new(owned), valid_until);
     }
 }
 

@@ -75,7 +75,7 @@ impl Publisher {
                 let _ = reply.send(answer);
             }
         };
-        ctx.spawn(work.into_actor(self).map(|_, act, ctx| {
+        ctx.spawn(work.into_actor(self).map(|(), act, ctx| {
             act.writing = false;
             act.write(ctx);
         }));

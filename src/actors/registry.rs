@@ -109,7 +109,7 @@ impl Registry {
                     act.apply(&id, snapshot);
                 }
             }
-            Err(e) => log::warn!("could not reload endpoints: {}", e),
+            Err(e) => log::warn!("could not reload endpoints: {e}"),
         }));
     }
 
@@ -186,7 +186,7 @@ impl Registry {
             match released {
                 Ok(n) => log::info!("released {n} deliveries held by endpoint actors that died"),
                 Err(e) => {
-                    log::warn!("could not release a dead actor's work ({}); it lapses with its lease", e)
+                    log::warn!("could not release a dead actor's work ({e}); it lapses with its lease");
                 }
             }
             dead
@@ -229,7 +229,8 @@ struct Arbiters(Vec<Arbiter>);
 impl Arbiters {
     /// `n` arbiters; 0: one per core.
     fn start(n: usize) -> Self {
-        let n = if n == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { n };
+        let n =
+            if n == 0 { std::thread::available_parallelism().map_or(1, std::num::NonZero::get) } else { n };
         Self((0..n).map(|_| Arbiter::new()).collect())
     }
 

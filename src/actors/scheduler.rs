@@ -99,7 +99,7 @@ impl Scheduler {
                     let (now, scope) = (now_ms(), ClaimScope::AllBut(&full));
                     if let Err(e) = deliveries::promote_queue_heads(conn, now) {
                         // FIFO queues wait for the next round; other work goes on now.
-                        log::warn!("could not date FIFO queue heads: {}", e);
+                        log::warn!("could not date FIFO queue heads: {e}");
                     }
                     let mut ids =
                         deliveries::claim_due(conn, &lease, now, CLAIM_BATCH, Claimable::Unleased, scope)?;
@@ -129,7 +129,7 @@ impl Scheduler {
                         act.claim(ctx);
                     }
                 }
-                Err(e) => log::warn!("claiming due deliveries failed: {}", e),
+                Err(e) => log::warn!("claiming due deliveries failed: {e}"),
             }
         }));
     }
@@ -181,7 +181,7 @@ impl Scheduler {
             match result {
                 Ok(Some((renewed, at))) => act.owned(renewed, at, ctx),
                 Ok(None) => {}
-                Err(e) => log::warn!("renewing this node's endpoints failed: {}", e),
+                Err(e) => log::warn!("renewing this node's endpoints failed: {e}"),
             }
             if std::mem::take(&mut act.renew_again) {
                 act.renew_ownership(ctx);
@@ -274,7 +274,7 @@ impl Scheduler {
                     super::announce(&act.ctx, &act.registry, &act.hub, &published);
                 }
             }
-            Err(e) => log::warn!("checking failing endpoints failed: {}", e),
+            Err(e) => log::warn!("checking failing endpoints failed: {e}"),
         }));
     }
 }
@@ -303,7 +303,7 @@ impl Actor for Scheduler {
             act.check_unowned(ctx);
         });
         let lease = self.ctx.settings.delivery.lease;
-        ctx.run_interval((lease / 3).max(Duration::from_millis(100)), |act, ctx| act.renew_ownership(ctx));
+        ctx.run_interval((lease / 3).max(Duration::from_millis(100)), Scheduler::renew_ownership);
         let disable_check = (self.ctx.settings.delivery.disable_after / 4)
             .clamp(Duration::from_millis(200), Duration::from_secs(60));
         ctx.run_interval(disable_check, |act, ctx| act.disable_failing(ctx));
@@ -352,7 +352,7 @@ impl Handler<Refill> for Scheduler {
                     claimed
                 }
                 Err(e) => {
-                    log::warn!("refilling endpoint {endpoint_id} failed: {}", e);
+                    log::warn!("refilling endpoint {endpoint_id} failed: {e}");
                     0
                 }
             };

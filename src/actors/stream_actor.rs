@@ -125,7 +125,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> MutexGuard<'_, OutState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The stream has ended, or its connection is gone.

@@ -203,7 +203,7 @@ impl StreamHub {
         let since = self.read_at.elapsed();
         if since < gap {
             self.read_planned = true;
-            ctx.run_later(gap - since, |act, ctx| {
+            ctx.run_later(gap.checked_sub(since).unwrap(), |act, ctx| {
                 act.read_planned = false;
                 act.read_committed(ctx);
             });
@@ -225,8 +225,8 @@ impl StreamHub {
                     }
                 }
                 Err(e) => {
-                    log::warn!("stream hub could not read events: {}", e);
-                    ctx.run_later(Duration::from_millis(500), |act, ctx| act.read_committed(ctx));
+                    log::warn!("stream hub could not read events: {e}");
+                    ctx.run_later(Duration::from_millis(500), StreamHub::read_committed);
                 }
             }
         }));

@@ -101,7 +101,7 @@ impl ResultWriter {
         match &result {
             // Everything buffered is written: a FIFO endpoint's next delivery may go.
             Ok(unwritten) if wake && unwritten.is_empty() && self.updates.is_empty() => {
-                self.ctx.wake_scheduler()
+                self.ctx.wake_scheduler();
             }
             // Not yet (more to write, or written again later): wake after that write.
             _ => self.wake_after |= wake,
@@ -112,7 +112,7 @@ impl ResultWriter {
                 for c in unwritten {
                     self.circuits.entry(c.endpoint_id.clone()).or_insert(c);
                 }
-                ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
+                ctx.run_later(RETRY_AFTER_ERROR, ResultWriter::flush);
             }
             Err(e) if e != StoreError::Unavailable && (updates.len() > 1 || !circuits.is_empty()) => {
                 log::warn!(
@@ -129,7 +129,7 @@ impl ResultWriter {
                 for c in circuits {
                     self.circuits.entry(c.endpoint_id.clone()).or_insert(c);
                 }
-                ctx.run_later(RETRY_AFTER_ERROR, |act, ctx| act.flush(ctx));
+                ctx.run_later(RETRY_AFTER_ERROR, ResultWriter::flush);
             }
         }
     }

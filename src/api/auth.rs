@@ -47,12 +47,12 @@ pub struct KeyCache {
 
 impl KeyCache {
     fn get(&self, hash: &str) -> Option<KeyOwner> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.get(hash).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).map(|(o, _)| o.clone())
     }
 
     fn put(&self, hash: String, owner: KeyOwner) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= KEY_CACHE_MAX {
             entries.clear();
         }
@@ -61,7 +61,10 @@ impl KeyCache {
 
     /// Forgets a revoked key on this node at once.
     pub fn forget_key(&self, key_id: &str) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, (o, _)| o.key_id != key_id);
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, (o, _)| o.key_id != key_id);
     }
 }
 

@@ -52,12 +52,12 @@ struct Registered {
 
 impl SchemaCache {
     fn registered(&self, key: &(String, String)) -> Option<Arc<Registered>> {
-        let types = self.types.lock().unwrap_or_else(|p| p.into_inner());
+        let types = self.types.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         types.get(key).filter(|(_, at)| at.elapsed() < VERSIONS_TTL).map(|(r, _)| r.clone())
     }
 
     fn put_registered(&self, key: (String, String), registered: Arc<Registered>) {
-        let mut types = self.types.lock().unwrap_or_else(|p| p.into_inner());
+        let mut types = self.types.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if types.len() >= SCHEMA_CACHE_MAX {
             types.clear();
         }
@@ -66,15 +66,15 @@ impl SchemaCache {
 
     /// A version was registered here: the next publish reads the type's versions again.
     fn forget(&self, key: &(String, String)) {
-        self.types.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.types.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
     }
 
     fn compiled(&self, key: &(String, i32)) -> Option<CompiledSchema> {
-        self.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
     }
 
     fn put_compiled(&self, key: (String, i32), schema: CompiledSchema) {
-        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        let mut compiled = self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if compiled.len() >= SCHEMA_CACHE_MAX {
             compiled.clear();
         }
@@ -106,19 +106,17 @@ pub async fn resolve(
     asked: Option<u32>,
 ) -> Result<Resolved, ApiError> {
     let key = (org_id.to_string(), name.to_string());
-    let registered = match state.schemas.registered(&key) {
-        Some(r) => r,
-        None => {
-            let (org, n) = key.clone();
-            let found = state.db.run(move |conn| event_types::versions_by_name(conn, &org, &n)).await?;
-            let registered =
-                Arc::new(found.map_or_else(Registered::default, |(type_id, versions)| Registered {
-                    type_id,
-                    versions: versions.into_iter().map(|v| (v.version, v.json_schema)).collect(),
-                }));
-            state.schemas.put_registered(key, registered.clone());
-            registered
-        }
+    let registered = if let Some(r) = state.schemas.registered(&key) {
+        r
+    } else {
+        let (org, n) = key.clone();
+        let found = state.db.run(move |conn| event_types::versions_by_name(conn, &org, &n)).await?;
+        let registered = Arc::new(found.map_or_else(Registered::default, |(type_id, versions)| Registered {
+            type_id,
+            versions: versions.into_iter().map(|v| (v.version, v.json_schema)).collect(),
+        }));
+        state.schemas.put_registered(key, registered.clone());
+        registered
     };
     let latest = registered.versions.iter().map(|(v, _)| *v).max();
     let version = match (asked, latest) {

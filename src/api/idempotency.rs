@@ -29,7 +29,7 @@ pub async fn guard<B: MessageBody + 'static>(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let key = match req.headers().get("idempotency-key") {
         Some(v) if req.method() == Method::POST => v.to_str().unwrap_or("").to_string(),
-        _ => return next.call(req).await.map(|r| r.map_into_boxed_body()),
+        _ => return next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.bytes().all(|b| b.is_ascii_graphic()) {
         let err = ApiError::invalid_field(
@@ -40,7 +40,7 @@ pub async fn guard<B: MessageBody + 'static>(
     }
     // Unauthenticated requests go through and fail in their own extractor.
     let Ok(auth) = authenticate(req.request()).await else {
-        return next.call(req).await.map(|r| r.map_into_boxed_body());
+        return next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_boxed_body);
     };
     let state = app_state(req.request())?;
     let limit = state.settings.limits.max_body_bytes;

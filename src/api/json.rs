@@ -20,10 +20,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.limits.max_body_bytes)
-            .unwrap_or(256 * 1024);
+        let limit =
+            req.app_data::<web::Data<AppState>>().map_or(256 * 1024, |s| s.settings.limits.max_body_bytes);
         let content_type_ok = is_json_content_type(req);
         let payload = payload.take();
         let declared_len = req

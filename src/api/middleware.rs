@@ -42,8 +42,7 @@ pub async fn outer<B: MessageBody + 'static>(
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(new_request_id);
+        .map_or_else(new_request_id, str::to_string);
     req.extensions_mut().insert(RequestId(request_id.clone()));
     // No clone of the HttpRequest may live across the call: routing needs it unshared.
     let state = req.app_data::<web::Data<AppState>>().cloned();
@@ -92,7 +91,7 @@ pub fn panic_reporter() -> actix_web_lab::middleware::PanicReporter {
     actix_web_lab::middleware::PanicReporter::new(|panic| {
         let cause = panic
             .downcast_ref::<&str>()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_string());
         log::error!("a handler panicked: {cause}");

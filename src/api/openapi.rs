@@ -92,10 +92,17 @@ fn sequence() -> Value {
 
 /// The bodies and filters of each route.
 fn shape(method: &str, path: &str) -> Option<Shape> {
-    use wire::*;
+    use wire::{
+        ApiKey, DeadLetter, DeadLetterQuery, DeadLetterReplay, Delivery, DeliveryDetail, DeliveryQuery,
+        Endpoint, EndpointQuery, EndpointSecret, EndpointUpdate, Event, EventDetail, EventQuery, EventType,
+        FilterTest, FilterTestResult, Health, InboundAnswer, NewApiKey, NewEndpoint, NewEvent, NewEventType,
+        NewOrg, NewSession, NewSource, NewSourceSecret, Org, OrgUpdate, Page, PublishOutcome, RangeQuery,
+        Readiness, Receipt, ReceiptQuery, Replay, Replayed, Retried, RotatedSecret, Session, Source, Stats,
+        StreamToken, StreamTokenRequest, TestDelivery,
+    };
     let shape = match (method, path) {
         ("GET", "/") => Shape::text("text/html"),
-        ("GET", "/dashboard/app.js") | ("GET", "/dashboard/{name}.js") => Shape::text("text/javascript"),
+        ("GET", "/dashboard/app.js" | "/dashboard/{name}.js") => Shape::text("text/javascript"),
         ("GET", "/dashboard/app.css") => Shape::text("text/css"),
         ("GET", "/healthz") => Shape::json(of::<Health>),
         ("GET", "/readyz") => Shape::json(of::<Readiness>),
@@ -103,18 +110,18 @@ fn shape(method: &str, path: &str) -> Option<Shape> {
         ("GET", "/openapi.json") => Shape::json(|_| json!({"type": "object"})),
         ("POST", "/v1/orgs") => Shape::json(of::<Org>).body(of::<NewOrg>),
         ("PATCH", "/v1/orgs/{org_id}") => Shape::json(of::<Org>).body(of::<OrgUpdate>),
-        ("POST", "/v1/orgs/{org_id}/api-keys") | ("POST", "/v1/api-keys") => Shape::json(of::<NewApiKey>),
-        ("GET", "/v1/orgs/{org_id}/api-keys") | ("GET", "/v1/api-keys") => {
+        ("POST", "/v1/orgs/{org_id}/api-keys" | "/v1/api-keys") => Shape::json(of::<NewApiKey>),
+        ("GET", "/v1/orgs/{org_id}/api-keys" | "/v1/api-keys") => {
             Shape::list(of::<RangeQuery>, of::<Page<ApiKey>>)
         }
-        ("DELETE", "/v1/orgs/{org_id}/api-keys/{id}") | ("DELETE", "/v1/api-keys/{id}") => Shape::empty(),
+        ("DELETE", "/v1/orgs/{org_id}/api-keys/{id}" | "/v1/api-keys/{id}") => Shape::empty(),
         ("POST", "/v1/event-types") => Shape::json(of::<EventType>).body(of::<NewEventType>),
         ("GET", "/v1/event-types") => Shape::list(of::<RangeQuery>, of::<Page<EventType>>),
         ("POST", "/v1/endpoints") => Shape::json(of::<Endpoint>).body(of::<NewEndpoint>),
         ("GET", "/v1/endpoints") => Shape::list(of::<EndpointQuery>, of::<Page<Endpoint>>),
         ("GET", "/v1/endpoints/{id}") => Shape::json(of::<Endpoint>),
         ("PATCH", "/v1/endpoints/{id}") => Shape::json(of::<Endpoint>).body(of::<EndpointUpdate>),
-        ("DELETE", "/v1/endpoints/{id}") | ("DELETE", "/v1/sources/{id}") => Shape::empty(),
+        ("DELETE", "/v1/endpoints/{id}" | "/v1/sources/{id}") => Shape::empty(),
         ("POST", "/v1/endpoints/{id}/rotate-secret") => Shape::json(of::<RotatedSecret>),
         ("GET", "/v1/endpoints/{id}/secret") => Shape::json(of::<EndpointSecret>),
         ("POST", "/v1/endpoints/{id}/test") => Shape::json(of::<TestDelivery>),

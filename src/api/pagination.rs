@@ -104,11 +104,11 @@ mod tests {
     #[test]
     fn next_cursor_only_when_more_rows() {
         let req = PageRequest::from_query(&query(&[("limit", "2")])).unwrap();
-        let p = page(vec!["c", "b", "a"], &req, |s| s.to_string(), |s| s);
+        let p = page(vec!["c", "b", "a"], &req, std::string::ToString::to_string, |s| s);
         assert_eq!(p.data, vec!["c", "b"]);
         let next = PageRequest::from_query(&query(&[("cursor", p.next_cursor.as_deref().unwrap())])).unwrap();
         assert_eq!(next.after.as_deref(), Some("b"));
-        let last = page(vec!["a"], &req, |s| s.to_string(), |s| s);
+        let last = page(vec!["a"], &req, std::string::ToString::to_string, |s| s);
         assert!(last.next_cursor.is_none());
     }
 }

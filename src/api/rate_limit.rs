@@ -34,7 +34,7 @@ impl RateLimiter {
     fn check_at(&self, org_id: &str, per_minute: u32, now: Instant) -> RateStatus {
         let capacity = per_minute.max(1) as f64;
         let per_sec = capacity / 60.0;
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let bucket = buckets.entry(org_id.to_string()).or_insert(Bucket { tokens: capacity, updated: now });
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_sec).min(capacity);

@@ -94,8 +94,8 @@ async fn stream_owner(
 /// `unnamed`: frames without the `event:` line (for `EventSource.onmessage`).
 fn named_frames(query: &HashMap<String, String>) -> Result<bool, ApiError> {
     match query.get("unnamed").map(String::as_str) {
-        None | Some("false") | Some("0") => Ok(true),
-        Some("true") | Some("1") | Some("") => Ok(false),
+        None | Some("false" | "0") => Ok(true),
+        Some("true" | "1" | "") => Ok(false),
         Some(_) => Err(ApiError::invalid_field(&["unnamed"], "must be true or false")),
     }
 }

@@ -157,7 +157,7 @@ fn newest_source() -> Option<(SystemTime, PathBuf)> {
 fn header(opts: &Options, binary: &Path, fd_limit: u64, started_at: &str) -> (String, serde_json::Value) {
     let commit = git(&["rev-parse", "--short", "HEAD"]);
     let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let built = modified(binary);
     let stale = match (built, newest_source()) {
         (Some(b), Some((t, path))) if t > b => Some(path.display().to_string()),
@@ -196,7 +196,7 @@ fn header(opts: &Options, binary: &Path, fd_limit: u64, started_at: &str) -> (St
     text.push_str(&format!(
         "herald binary {} (built {})  load average {}\nclient {client}, {} generator thread(s), {} receiver worker(s), {} s limit per scenario\nwebhooks over {}",
         binary.display(),
-        built.map(rfc3339).unwrap_or_else(|| "?".into()),
+        built.map_or_else(|| "?".into(), rfc3339),
         util::load_average(),
         opts.threads,
         opts.receiver_workers,

@@ -345,12 +345,12 @@ impl FilterCache {
     /// The compiled filter of a stored text; `None` if it no longer compiles (it was
     /// checked when stored).
     pub fn get(&self, text: &str) -> Option<Arc<PayloadFilter>> {
-        if let Some(f) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(text) {
+        if let Some(f) = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(text) {
             return Some(f.clone());
         }
         // Compiled outside the lock: other publishes are not kept waiting on it.
         let filter = Arc::new(PayloadFilter::compile(&serde_json::from_str(text).ok()?).ok()?);
-        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= CACHE_MAX {
             cache.clear();
         }

@@ -37,7 +37,7 @@ pub fn parse_retry_after(value: &str, now_unix_secs: i64) -> Option<Duration> {
     let v = value.trim();
     let delay = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
         // A number too long for u64 is still a request to wait "very long".
-        v.parse().map(Duration::from_secs).unwrap_or(MAX_RETRY_AFTER)
+        v.parse().map_or(MAX_RETRY_AFTER, Duration::from_secs)
     } else {
         let at = SystemTime::from(v.parse::<HttpDate>().ok()?);
         let at = i64::try_from(at.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()?;

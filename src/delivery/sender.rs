@@ -144,7 +144,7 @@ pub async fn send(
         while kept.len() < RESPONSE_KEEP {
             match res.next().await {
                 Some(Ok(chunk)) => {
-                    kept.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_KEEP - kept.len())])
+                    kept.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_KEEP - kept.len())]);
                 }
                 _ => break,
             }

@@ -32,16 +32,15 @@ pub struct TypeVersion {
 pub fn register(conn: &mut DbConn, et: &EventType, version: i32) -> Result<EventType, StoreError> {
     super::write_txn(conn, |c| {
         let existing = find_by_name(c, &et.org_id, &et.name)?;
-        let stored = match existing {
-            Some(found) => found,
-            None => {
-                diesel::insert_into(t::event_types).values(et).execute(c).map_err(|e| {
-                    super::conflict_if_taken(e, || {
-                        format!("event type {:?} was registered meanwhile; try again", et.name)
-                    })
-                })?;
-                et.clone()
-            }
+        let stored = if let Some(found) = existing {
+            found
+        } else {
+            diesel::insert_into(t::event_types).values(et).execute(c).map_err(|e| {
+                super::conflict_if_taken(e, || {
+                    format!("event type {:?} was registered meanwhile; try again", et.name)
+                })
+            })?;
+            et.clone()
         };
         let row = TypeVersion {
             type_id: stored.id.clone(),

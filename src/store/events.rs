@@ -220,17 +220,14 @@ impl PublishTxn {
         let mut rows = rows.into_iter().map(NewDelivery::into_delivery);
         let mut published = Vec::with_capacity(items.len());
         for ((new, _), made) in items.iter().zip(created) {
-            published.push(match made {
-                Some((event, targets)) => {
-                    let deliveries = rows.by_ref().take(targets.len()).zip(targets).collect();
-                    Published::Created { event, deliveries }
-                }
-                None => {
-                    let existing = find(c, &new.org_id, &new.id)?
-                        .ok_or_else(|| StoreError::other("conflicting event vanished"))?;
-                    let delivery_count = count_deliveries(c, existing.seq)?;
-                    Published::Existing { event: existing, delivery_count }
-                }
+            published.push(if let Some((event, targets)) = made {
+                let deliveries = rows.by_ref().take(targets.len()).zip(targets).collect();
+                Published::Created { event, deliveries }
+            } else {
+                let existing = find(c, &new.org_id, &new.id)?
+                    .ok_or_else(|| StoreError::other("conflicting event vanished"))?;
+                let delivery_count = count_deliveries(c, existing.seq)?;
+                Published::Existing { event: existing, delivery_count }
             });
         }
         Ok(published)
@@ -408,7 +405,7 @@ pub fn list(
     if let Some(t) = &filter.event_type {
         match t.strip_suffix('*') {
             Some(prefix) => {
-                q = q.filter(ev::event_type.like(format!("{}%", escape_like(prefix))).escape('\\'))
+                q = q.filter(ev::event_type.like(format!("{}%", escape_like(prefix))).escape('\\'));
             }
             None => q = q.filter(ev::event_type.eq(t.clone())),
         }

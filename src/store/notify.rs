@@ -71,7 +71,7 @@ pub fn spawn_listener(url: String, on_note: impl Fn(Note) + Send + 'static) {
             let listen = format!("LISTEN {CHANNEL}; LISTEN {WORK}; LISTEN {ENDPOINTS};");
             let mut conn = match PgConnection::establish(&url)
                 .map_err(|e| e.to_string())
-                .and_then(|mut c| c.batch_execute(&listen).map(|_| c).map_err(|e| e.to_string()))
+                .and_then(|mut c| c.batch_execute(&listen).map(|()| c).map_err(|e| e.to_string()))
             {
                 Ok(c) => c,
                 Err(e) => {

@@ -114,9 +114,10 @@ pub(crate) async fn wait_delivery(
         if d["status"] == status {
             return d;
         }
-        if Instant::now() >= deadline {
-            panic!("delivery {id} did not become {status} within {timeout:?}; last seen: {d:#}");
-        }
+        assert!(
+            Instant::now() < deadline,
+            "delivery {id} did not become {status} within {timeout:?}; last seen: {d:#}"
+        );
         sleep(ms(20)).await;
     }
 }
@@ -129,9 +130,10 @@ async fn wait_event_delivered(app: &TestApp, key: &str, event_id: &str, timeout:
         if e["deliveries"].as_array().is_some_and(|ds| ds.iter().any(|d| d["status"] == "succeeded")) {
             return e;
         }
-        if Instant::now() >= deadline {
-            panic!("event {event_id} was not delivered within {timeout:?}; last seen: {e:#}");
-        }
+        assert!(
+            Instant::now() < deadline,
+            "event {event_id} was not delivered within {timeout:?}; last seen: {e:#}"
+        );
         sleep(ms(20)).await;
     }
 }
@@ -151,9 +153,7 @@ async fn wait_endpoint(
         if pred(&ep) {
             return ep;
         }
-        if Instant::now() >= deadline {
-            panic!("endpoint {id}: not {what} within {timeout:?}; last seen: {ep:#}");
-        }
+        assert!(Instant::now() < deadline, "endpoint {id}: not {what} within {timeout:?}; last seen: {ep:#}");
         sleep(ms(20)).await;
     }
 }

@@ -362,7 +362,7 @@ both_backends_with!(
                 sent
             }
         }));
-        let (_, sent) = join(watcher, patchers).await;
+        let ((), sent) = join(watcher, patchers).await;
         let patches: usize = sent.iter().sum();
         let dead_after = started.elapsed();
 

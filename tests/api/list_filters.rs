@@ -140,7 +140,7 @@ both_backends!(receipts_filter_by_outcome, |app: TestApp| async move {
             .iter()
             .map(|r| (r["verified"].as_bool().unwrap(), r["duplicate"].as_bool().unwrap()))
             .collect();
-        v.sort();
+        v.sort_unstable();
         v
     };
     let (accepted, duplicate, rejected) = ((true, false), (true, true), (false, false));

@@ -67,8 +67,7 @@ impl Node {
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .map(|kb| kb / 1024.0)
-                .unwrap_or_else(|| panic!("{name} in /proc/<pid>/status"))
+                .map_or_else(|| panic!("{name} in /proc/<pid>/status"), |kb| kb / 1024.0)
         };
         (field("VmRSS:"), field("VmHWM:"))
     }

@@ -23,7 +23,7 @@ impl PrivatePostgres {
     fn start() -> Option<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
-            .filter_map(|e| e.ok())
+            .filter_map(std::result::Result::ok)
             .map(|e| e.path().join("bin"))
             .max()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
@@ -54,9 +54,10 @@ impl PrivatePostgres {
     }
 
     /// Runs a command as `postgres` when we are root (initdb refuses root), else as we are.
+    // A method, so that calls read as `cluster.as_postgres(..)` beside the others.
+    #[allow(clippy::unused_self)]
     fn as_postgres(&self, args: &[&str], root_only: bool) -> bool {
-        let is_root =
-            Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+        let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
         let status = if is_root {
             if root_only {
                 Command::new(args[0]).args(&args[1..]).status()
@@ -68,7 +69,7 @@ impl PrivatePostgres {
         } else {
             Command::new(args[0]).args(&args[1..]).status()
         };
-        status.map(|s| s.success()).unwrap_or(false)
+        status.is_ok_and(|s| s.success())
     }
 
     fn ctl(&self, action: &str) -> bool {

@@ -24,7 +24,7 @@ async fn endpoint(app: &TestApp, receiver: &Receiver, filter: Value) -> String {
 }
 
 fn set(ids: &[&String]) -> BTreeSet<String> {
-    ids.iter().map(|s| s.to_string()).collect()
+    ids.iter().map(|s| (*s).clone()).collect()
 }
 
 both_backends!(payload_filters_deliver_exactly_the_matching_events, |app: TestApp| async move {

@@ -102,7 +102,7 @@ struct Shared {
 
 /// A panicking test thread must not hide the receiver's record from the next assertion.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Counts a request as in flight until dropped, also when actix drops the handler early.
@@ -242,14 +242,13 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            if Instant::now() >= deadline {
-                panic!(
-                    "receiver :{}: expected at least {n} request(s) within {timeout:?}, got {}:\n{}",
-                    self.port,
-                    got.len(),
-                    summary(&got)
-                );
-            }
+            assert!(
+                Instant::now() < deadline,
+                "receiver :{}: expected at least {n} request(s) within {timeout:?}, got {}:\n{}",
+                self.port,
+                got.len(),
+                summary(&got)
+            );
             actix_web::rt::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -305,7 +304,7 @@ pub fn summary(got: &[Received]) -> String {
     let start = got.first().map(|r| r.at);
     got.iter()
         .map(|r| {
-            let offset = start.map(|s| r.at.saturating_duration_since(s).as_millis()).unwrap_or(0);
+            let offset = start.map_or(0, |s| r.at.saturating_duration_since(s).as_millis());
             format!(
                 "  +{offset}ms {} {} id={} {}",
                 r.method,

@@ -128,16 +128,13 @@ impl SseStream {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.next_frame(left).await? {
-                Frame::Event { id, event, data } => {
-                    let seq = id.expect("every event has an id").parse().expect("numeric id");
-                    return Some((
-                        seq,
-                        event.unwrap_or_default(),
-                        serde_json::from_str(&data).expect("data is JSON"),
-                    ));
-                }
-                _ => continue,
+            if let Frame::Event { id, event, data } = self.next_frame(left).await? {
+                let seq = id.expect("every event has an id").parse().expect("numeric id");
+                return Some((
+                    seq,
+                    event.unwrap_or_default(),
+                    serde_json::from_str(&data).expect("data is JSON"),
+                ));
             }
         }
     }

@@ -311,9 +311,8 @@ both_backends!(unnamed_frames_reach_an_event_source_onmessage, |app: TestApp| as
     assert_eq!(s.status, 200);
     let seq = publish(&app, &key, "order.created", 1).await;
     let frame = loop {
-        match s.next_frame(WAIT).await.expect("a frame") {
-            Frame::Event { id, event, data } => break (id, event, data),
-            _ => continue,
+        if let Frame::Event { id, event, data } = s.next_frame(WAIT).await.expect("a frame") {
+            break (id, event, data);
         }
     };
     assert_eq!(frame.0, Some(seq.to_string()));

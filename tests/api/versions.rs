@@ -37,7 +37,7 @@ async fn publish(app: &TestApp, body: Value) -> Value {
 }
 
 fn ids(list: &[&str]) -> BTreeSet<String> {
-    list.iter().map(|s| s.to_string()).collect()
+    list.iter().map(std::string::ToString::to_string).collect()
 }
 
 both_backends!(each_endpoint_gets_the_version_it_pinned, |app: TestApp| async move {

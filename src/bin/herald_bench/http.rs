@@ -105,7 +105,10 @@ impl ChunkDecoder {
     /// Appends the payload found in `input` to `out`; returns how many bytes it used (all of
     /// them unless the body ended inside `input`).
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
-        use ChunkState::*;
+        use ChunkState::{
+            Data, DataCr, DataLf, Done, Extension, FinalLf, Size, SizeLf, TrailerLine, TrailerLineLf,
+            TrailerStart,
+        };
         let mut i = 0;
         while i < input.len() && self.state != Done {
             if self.state == Data {
@@ -130,7 +133,7 @@ impl ChunkDecoder {
                         .ok_or_else(|| invalid("chunk size overflows"))?;
                     Size
                 }
-                (Size, b';' | b' ' | b'\t') | (Extension, b';' | b' ' | b'\t') => Extension,
+                (Size | Extension, b';' | b' ' | b'\t') => Extension,
                 (Size | Extension, b'\r') => SizeLf,
                 (Extension, _) => Extension,
                 (SizeLf, b'\n') if self.size == 0 => TrailerStart,

@@ -136,7 +136,7 @@ pub fn run(plan: Plan) -> Outcome {
         .collect();
     let mut total = Outcome { started_us, ..Outcome::default() };
     for handle in handles {
-        match handle.map(|h| h.join()) {
+        match handle.map(std::thread::JoinHandle::join) {
             Ok(Ok(outcome)) => total.merge(outcome),
             Ok(Err(_)) => total.failure("a load thread panicked".into()),
             Err(e) => total.failure(format!("cannot start a load thread: {e}")),

@@ -475,6 +475,8 @@ fn inbound(ctx: &Ctx, backend: Backend, r: &mut ScenarioResult) -> Result<(), St
     Ok(())
 }
 
+// Every scenario has this signature (they are called through one table).
+#[allow(clippy::unnecessary_wraps)]
 fn limit(ctx: &Ctx, r: &mut ScenarioResult) -> Result<(), String> {
     let n = ctx.opts.limit_events.unwrap_or(100_000);
     let c = ctx.opts.concurrency.unwrap_or(32);
@@ -519,14 +521,15 @@ pub fn add_ratios(results: &mut [ScenarioResult]) {
         .iter()
         .find(|r| r.scenario == "limit")
         .and_then(|r| r.figure("requests_per_s"))
-        .and_then(|f| f.number())
+        .and_then(super::report::Figure::number)
         .filter(|v| *v > 0.0)
     else {
         return;
     };
     for r in results.iter_mut().filter(|r| r.scenario == "e2e") {
-        let accepted = r.figure("events_accepted_per_s").and_then(|f| f.number()).unwrap_or(0.0);
-        let delivered = r.figure("deliveries_per_s").and_then(|f| f.number()).unwrap_or(0.0);
+        let accepted =
+            r.figure("events_accepted_per_s").and_then(super::report::Figure::number).unwrap_or(0.0);
+        let delivered = r.figure("deliveries_per_s").and_then(super::report::Figure::number).unwrap_or(0.0);
         r.num("limit_per_s", "limit: receiver alone, requests/s", limit);
         let sqlite = r.backend == Some(Backend::Sqlite);
         let ratio = r.num(

@@ -33,6 +33,8 @@ pub fn number_after(text: &[u8], key: &[u8]) -> Option<u64> {
     std::str::from_utf8(&text[start..start + digits]).ok()?.parse().ok()
 }
 
+/// The unit is in every name, as in the printed report.
+#[allow(clippy::struct_field_names)]
 #[derive(Debug, Clone, Copy)]
 pub struct Percentiles {
     pub p50_ms: f64,
@@ -169,7 +171,7 @@ pub fn load_average() -> String {
 pub fn raise_fd_limit() -> u64 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
         return 1024;
     }
     // An unlimited hard limit cannot be the soft one for files; the kernel's usual cap is 2^20.
@@ -177,7 +179,7 @@ pub fn raise_fd_limit() -> u64 {
     if lim.rlim_cur < wanted {
         let raised = libc::rlimit { rlim_cur: wanted, rlim_max: lim.rlim_max };
         // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const raised) } == 0 {
             lim.rlim_cur = wanted;
         }
     }
