@@ -45,7 +45,7 @@ pub struct RangeQuery {
 pub struct EventQuery {
     /// An event type, or a prefix like `order.*` (sent as `type`).
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$", "maxLength" = 130)))]
+    #[cfg_attr(feature = "schema", schemars(extend("maxLength" = 130)))]
     pub event_type: Option<String>,
     /// Events created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,7 +81,7 @@ pub struct EndpointQuery {
 pub struct DeliveryQuery {
     /// Statuses to show, comma-separated: `pending`, `succeeded`, `failed`, `dead`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^(pending|succeeded|failed|dead)(,(pending|succeeded|failed|dead))*$")))]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^((pending|succeeded|failed|dead)(,(pending|succeeded|failed|dead))*)?$")))]
     pub status: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,7 +99,6 @@ pub struct DeliveryQuery {
 pub struct DeadLetterQuery {
     /// Only this endpoint's dead letters.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^ep_[0-9A-Za-z]{1,40}$")))]
     pub endpoint_id: Option<String>,
     /// Deliveries created at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,7 +116,7 @@ pub struct DeadLetterQuery {
 pub struct ReceiptQuery {
     /// Outcomes to show, comma-separated: `accepted`, `duplicate`, `rejected`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^(accepted|duplicate|rejected)(,(accepted|duplicate|rejected))*$")))]
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = "^((accepted|duplicate|rejected)(,(accepted|duplicate|rejected))*)?$")))]
     pub outcome: Option<String>,
     /// Receipts received at or after this time (RFC 3339 or a date).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -950,7 +949,7 @@ pub struct Retried {
 /// Body of `POST /v1/dead-letters/replay`: give `ids`, `endpoint_id`, or both.
 #[derive(Debug, Clone, Default, Serialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema), schemars(deny_unknown_fields))]
-#[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"required": ["ids"]}, {"required": ["endpoint_id"]}])))]
+#[cfg_attr(feature = "schema", schemars(extend("anyOf" = [{"required": ["ids"], "properties": {"ids": {"type": "array"}}}, {"required": ["endpoint_id"], "properties": {"endpoint_id": {"type": "string"}}}])))]
 pub struct DeadLetterReplay {
     /// These dead letters (delivery ids, at most 1000).
     #[serde(skip_serializing_if = "Option::is_none")]

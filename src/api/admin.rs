@@ -20,6 +20,7 @@ use crate::timefmt::{parse_duration, rfc3339};
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     name: String,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     rate_limit_per_minute: Option<u32>,
 }
 
@@ -68,8 +69,11 @@ fn show_duration(d: Duration) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     rate_limit_per_minute: Option<u32>,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     max_endpoints: Option<u32>,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     max_streams: Option<u32>,
     retention_events: Option<String>,
 }

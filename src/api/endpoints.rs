@@ -33,7 +33,9 @@ pub struct CreateEndpoint {
     description: Option<String>,
     secret: Option<String>,
     signature_scheme: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     rate_limit_per_second: Option<u32>,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     max_in_flight: Option<u32>,
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
@@ -59,7 +61,9 @@ pub struct UpdateEndpoint {
     description: Option<String>,
     status: Option<String>,
     signature_scheme: Option<String>,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     rate_limit_per_second: Option<u32>,
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     max_in_flight: Option<u32>,
     headers: Option<BTreeMap<String, String>>,
     #[serde(default, deserialize_with = "present")]
@@ -231,7 +235,7 @@ fn check_versions(value: &serde_json::Value) -> Result<Option<String>, ApiError>
         if validate_type_name(name).is_err() {
             return Err(ApiError::invalid_field(&["versions", name], "not an event type name"));
         }
-        match version.as_u64() {
+        match version.as_number().and_then(crate::api::json::whole_number) {
             Some(v @ 1..=1000) => pins.insert(name.clone(), v as i32),
             _ => {
                 return Err(ApiError::invalid_field(&["versions", name], "must be a version from 1 to 1000"));

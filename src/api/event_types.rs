@@ -167,6 +167,7 @@ pub struct CreateEventType {
     schema: Option<serde_json::Value>,
     /// The version this schema is (default 1); a new version of a registered type is added
     /// beside the others.
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     version: Option<u32>,
 }
 

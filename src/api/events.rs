@@ -40,6 +40,7 @@ pub struct Publish {
     id: Option<String>,
     correlation_id: Option<String>,
     /// The version of its type (default: the type's latest registered version, or 1).
+    #[serde(default, deserialize_with = "crate::api::json::whole_u32")]
     version: Option<u32>,
 }
 

@@ -102,6 +102,26 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// A whole number given as `10` or `10.0`: JSON Schema, and so herald's OpenAPI description,
+/// counts both as integers. For the optional counts of request bodies
+/// (`#[serde(default, deserialize_with = "whole_u32")]`).
+pub fn whole_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    whole_number(&n).and_then(|w| u32::try_from(w).ok()).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "invalid value: {n}, expected a whole number from 0 to {}",
+            u32::MAX
+        ))
+    })
+}
+
+/// `n` as a whole number, when it is one (`7` or `7.0`, not `7.5` or `-7`).
+pub fn whole_number(n: &serde_json::Number) -> Option<u64> {
+    n.as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && (0.0..=9.0e15).contains(f)).map(|f| f as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,6 +83,14 @@ fn type_list() -> Value {
     let item = r"(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)";
     json!({"type": "string", "pattern": format!("^({item}(,{item}){{0,49}})?$")})
 }
+/// A payload filter as JSON text; described here by its simplest form, equality conditions.
+fn filter_text() -> Value {
+    let condition = r#""[a-z_]{1,20}(\.[a-z_]{1,20}){0,2}": ?[0-9]{1,5}"#;
+    json!({"type": "string", "pattern": format!("^\\{{({condition}(, ?{condition}){{0,3}})?\\}}$")})
+}
+fn sequence_text() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]{1,18}$"})
+}
 fn minutes() -> Value {
     json!({"type": "integer", "minimum": 1, "maximum": 1440})
 }
@@ -137,10 +145,10 @@ fn shape(method: &str, path: &str) -> Option<Shape> {
         ("GET", "/v1/events") => Shape::list(of::<EventQuery>, of::<Page<Event>>),
         ("GET", "/v1/events/stream") => Shape::answers(Answer::Events).query(&[
             ("types", type_list),
-            ("filter", text),
+            ("filter", filter_text),
             ("unnamed", boolean),
             ("token", text),
-            ("last_event_id", text),
+            ("last_event_id", sequence_text),
         ]),
         ("POST", "/v1/stream-tokens") => Shape::json(of::<StreamToken>).body(of::<StreamTokenRequest>),
         ("GET", "/v1/events/{id}") => Shape::json(of::<EventDetail>),

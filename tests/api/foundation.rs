@@ -297,3 +297,35 @@ export const seen: [NewEvent, Published["seq"] | null, Endpoints["next_cursor"]]
     run("openapi-typescript", &["openapi.json", "-o", "herald.d.ts"]);
     run("tsc", &["--noEmit", "--strict", "herald.d.ts", "use.ts"]);
 });
+
+// What the OpenAPI description promises, the server does: a 405 names the allowed methods,
+// a whole number may be written `10.0`, and any base64url cursor is a position in a list.
+both_backends!(the_server_keeps_the_descriptions_promises, |app: TestApp| async move {
+    let key = app.default_key.clone();
+    let wrong = app.request("PUT", "/v1/events", Some(&key), Some(&json!({}))).await;
+    assert_error(&wrong, 405, "METHOD_NOT_ALLOWED");
+    assert_eq!(wrong.header("allow"), Some("POST, GET"));
+
+    let body = json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "max_in_flight": 10.0, "versions": {"a.b": 2.0}});
+    let created = app.post("/v1/endpoints", &key, body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(
+        (created.body["max_in_flight"].clone(), created.body["versions"]["a.b"].clone()),
+        (json!(10), json!(2))
+    );
+    let half = app
+        .post(
+            "/v1/endpoints",
+            &key,
+            json!({"url": "http://127.0.0.1:9/x", "events": ["*"], "max_in_flight": 10.5}),
+        )
+        .await;
+    assert_error(&half, 400, "VALIDATION_ERROR");
+    assert_eq!(half.body["issues"][0]["path"], json!(["max_in_flight"]));
+
+    for path in ["/v1/events?cursor=AB", "/v1/endpoints?cursor=zzzz", "/v1/event-types?cursor=x_-y"] {
+        let page = app.get(path, &key).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.text);
+        assert!(page.body["data"].is_array());
+    }
+});
