@@ -9,6 +9,8 @@ use herald_client::webhook::{SignatureScheme, generate_secret, signature_headers
 use herald_client::{Client, Error, NewEvent, StreamEvent, StreamOptions};
 use serde_json::Value;
 
+use crate::delivery::retry::{AttemptOutcome, classify};
+
 /// Where herald is and the key to use.
 #[derive(Args, Debug)]
 pub struct Remote {
@@ -177,7 +179,8 @@ impl Forwarder {
             let ms = started.elapsed().as_millis();
             let line = format!("{} {} [{event_id}]", now_rfc3339(), event.event_type);
             match outcome {
-                Outcome::Status(status) if !retriable(status) => {
+                // As herald's own sender judges an answer: 408, 429 and 5xx are worth another try.
+                Outcome::Status(status) if classify(Some(status)) != AttemptOutcome::Retriable => {
                     println!("{line} -> {status} in {ms} ms");
                     let _ = std::io::stdout().flush();
                     return;
@@ -213,11 +216,6 @@ impl Forwarder {
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }
-}
-
-/// As herald's own sender: a connection failure, 408, 429 and 5xx are worth another try.
-fn retriable(status: u16) -> bool {
-    status == 408 || status == 429 || status >= 500
 }
 
 fn now_rfc3339() -> String {
