@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use actix_web::http::header::HeaderMap;
 use serde::Deserialize;
 
 /// A failed call. [`Error::is_retriable`] tells whether trying again later may help; the
@@ -95,9 +96,11 @@ impl Error {
 }
 
 impl ApiError {
-    /// Reads an error answer. A body that is not herald's error JSON (a proxy's HTML page,
-    /// say) still becomes an `ApiError`, with a code made from the status.
-    pub(crate) fn from_answer(status: u16, body: &[u8], request_id: Option<String>) -> ApiError {
+    /// Reads an error answer (its status, `X-Request-Id` and body). A body that is not
+    /// herald's error JSON (a proxy's HTML page, say) still becomes an `ApiError`, with a
+    /// code made from the status.
+    pub(crate) fn from_answer(status: u16, headers: &HeaderMap, body: &[u8]) -> ApiError {
+        let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
         let mut error = serde_json::from_slice::<ApiError>(body).unwrap_or_else(|_| ApiError {
             status,
             code: match status {
@@ -170,7 +173,9 @@ mod tests {
     #[test]
     fn reads_the_error_json_and_anything_else() {
         let body = br#"{"code":"VALIDATION_ERROR","message":"Invalid payload","issues":[{"path":["items",2,"sku"],"message":"required"}]}"#;
-        let e = ApiError::from_answer(400, body, Some("req_1".into()));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id".parse().unwrap(), "req_1".parse().unwrap());
+        let e = ApiError::from_answer(400, &headers, body);
         assert_eq!(e.code, "VALIDATION_ERROR");
         assert_eq!(
             e.issues[0].path,
@@ -179,9 +184,9 @@ mod tests {
         assert_eq!(e.to_string(), "400 VALIDATION_ERROR: Invalid payload; items.2.sku: required");
         assert_eq!(e.request_id.as_deref(), Some("req_1"));
 
-        let e = ApiError::from_answer(502, b"<html>bad gateway</html>", None);
+        let e = ApiError::from_answer(502, &HeaderMap::new(), b"<html>bad gateway</html>");
         assert_eq!((e.status, e.code.as_str()), (502, "UNAVAILABLE"));
         assert!(Error::Api(e).is_retriable());
-        assert!(!Error::Api(ApiError::from_answer(404, b"", None)).is_retriable());
+        assert!(!Error::Api(ApiError::from_answer(404, &HeaderMap::new(), b"")).is_retriable());
     }
 }

@@ -242,7 +242,7 @@ impl Client {
                     if status == 404 && lost_answer && req.method == Method::DELETE {
                         return Ok(answer);
                     }
-                    let error = Error::Api(ApiError::from_answer(status, &answer.body, answer.request_id()));
+                    let error = Error::Api(ApiError::from_answer(status, &answer.headers, &answer.body));
                     if !error.is_retriable() {
                         return Err(error);
                     }
@@ -342,12 +342,6 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
-}
-
-impl Answer {
-    fn request_id(&self) -> Option<String> {
-        self.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)
-    }
 }
 
 /// One API request, before it is sent.

@@ -214,8 +214,7 @@ impl Consumer {
         let status = response.status().as_u16();
         if status != 200 {
             let body = response.body().limit(64 * 1024).await.unwrap_or_default();
-            let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
-            return Err(Error::Api(ApiError::from_answer(status, &body, id)));
+            return Err(Error::Api(ApiError::from_answer(status, response.headers(), &body)));
         }
         Ok(response.boxed_local())
     }
